@@ -1,0 +1,85 @@
+"""Load audio as 16 kHz mono float32 with soundfile + soxr, with one clear error per bad file.
+
+    wav = load_audio("a.flac")                          # np.float32, 16 kHz mono
+    wav = load_audio("long.wav", offset_s=3.0, duration_s=2.5, max_duration_s=60)
+
+Errors are `KoeInputError` whose message starts with a short reason kind (`unreadable`, `empty`, `non-finite`,
+`too long`, `truncated`) so stage summaries can count them, followed by the path and the detail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from koe.stage import KoeInputError
+
+TARGET_SAMPLE_RATE_HZ = 16_000
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    sample_rate_hz: int
+    num_channels: int
+    num_frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.sample_rate_hz
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Header facts without decoding; raises KoeInputError for unreadable or unsupported files."""
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
+        raise KoeInputError(f"unreadable: {path}: {_short(e)}") from None
+    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def load_audio(
+    path: str | Path,
+    offset_s: float = 0.0,
+    duration_s: float | None = None,
+    max_duration_s: float | None = None,
+    sample_rate_hz: int = TARGET_SAMPLE_RATE_HZ,
+) -> np.ndarray:
+    """Decode, mix to mono, resample; check length and values. The segment is [offset_s, offset_s+duration_s)."""
+    info = probe_audio(path)
+    if info.num_frames == 0:
+        raise KoeInputError(f"empty: {path}: the file holds no audio frames")
+    total_s = info.duration_s
+    if offset_s > total_s:
+        raise KoeInputError(f"truncated: {path}: segment starts at {offset_s:.2f} s but the file is {total_s:.2f} s")
+    seg_s = total_s - offset_s if duration_s is None else duration_s
+    if max_duration_s is not None and seg_s > max_duration_s:
+        raise KoeInputError(
+            f"too long: {path}: {seg_s:.1f} s exceeds max_duration_s={max_duration_s:g}; "
+            "cut it into utterances first (`koe corpus import source=vad`)"
+        )
+    start = round(offset_s * info.sample_rate_hz)
+    frames = -1 if duration_s is None else round(duration_s * info.sample_rate_hz)
+    try:
+        data, sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise KoeInputError(f"unreadable: {path}: {_short(e)}") from None
+    expected = info.num_frames - start if frames < 0 else frames
+    if data.shape[0] < expected:
+        raise KoeInputError(f"truncated: {path}: header says {expected} frames, decoded {data.shape[0]}")
+    if data.shape[0] == 0:
+        raise KoeInputError(f"empty: {path}: the segment holds no audio frames")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(mono).all():
+        bad = int((~np.isfinite(mono)).sum())
+        raise KoeInputError(f"non-finite: {path}: {bad} NaN/Inf samples")
+    if sr != sample_rate_hz:
+        mono = soxr.resample(mono, sr, sample_rate_hz, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _short(e: Exception) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

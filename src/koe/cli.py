@@ -1,0 +1,132 @@
+"""The `koe` command: parse options, call one stage's entry function. No logic lives here.
+
+    koe synth num_utterances=200 voices=[en-us,en+m3]
+    koe units fit configs/units_mel.yaml k=100
+    koe run tiny
+
+Each command is `(entry, config class, positional field, help)`; modules are imported only when the command runs,
+so `koe --help` stays instant. Options are `key=value` (YAML values, dots for nested fields), also accepted as
+`--key=value` or `--key value`; a first argument ending in .yaml is a config file, and for commands with a
+positional field a bare first argument fills that field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    entry: str  # "module:function", the function takes the config and returns a StageReport (or int)
+    config: str  # "module:Class"
+    help: str
+    positional: str | None = None  # config field filled by a bare first argument
+
+
+COMMANDS: dict[str, Command] = {
+    "corpus import": Command("koe.corpus.importers:run_import", "koe.corpus.config:ImportConfig",
+                             "Import audio + transcripts into a manifest (dir, librispeech, pattern, hf, vad).",
+                             "source"),
+    "synth": Command("koe.synth.synthesize:run_synth", "koe.synth.config:SynthConfig",
+                     "Synthesize speech with espeak-ng voices and exact word/phone timings."),
+    "align": Command("koe.align.run:run_align", "koe.align.config:AlignConfig",
+                     "Forced-align a manifest with pocketsphinx, or import TextGrid/CTM/WhisperX alignments.",
+                     "manifest"),
+    "units fit": Command("koe.units.fit:run_fit", "koe.units.config:FitConfig",
+                         "Fit a unit tokenizer (features + k-means [+ BPE]) on a manifest.", "manifest"),
+    "units encode": Command("koe.units.encode:run_encode", "koe.units.config:EncodeConfig",
+                            "Encode a manifest into unit shards with a fitted tokenizer.", "manifest"),
+    "units stats": Command("koe.units.stats:run_stats", "koe.units.config:StatsConfig",
+                           "Token rates, bitrate, codebook usage, purity and PNMI of unit shards.", "units_dir"),
+    "data build": Command("koe.data.build:run_build", "koe.data.config:BuildConfig",
+                          "Build speech-only / text-only / interleaved token shards for training."),
+    "train": Command("koe.train.recipe:run_train", "koe.train.config:TrainConfig",
+                     "Continued pretraining of a Hugging Face causal LM on koe token shards."),
+    "bench build": Command("koe.bench.build:run_bench_build", "koe.bench.config:BenchBuildConfig",
+                           "Build spoken benchmarks (lexical, syntactic, semantic, spoken QA)."),
+    "eval": Command("koe.eval.run:run_eval", "koe.eval.config:EvalConfig",
+                    "Zero-shot evaluation of a model on koe benchmarks.", "model"),
+    "generate": Command("koe.generate.run:run_generate", "koe.generate.config:GenerateConfig",
+                        "Generate text and speech from a trained model.", "model"),
+    "vocoder train": Command("koe.vocoder.train:run_vocoder_train", "koe.vocoder.config:VocoderConfig",
+                             "Train the baseline units-to-mel vocoder (Griffin-Lim)."),
+    "run": Command("koe.recipes:run_recipe", "koe.recipes:RecipeConfig",
+                   "Run a built-in recipe end to end (e.g. `koe run tiny`).", "recipe"),
+}
+
+
+def _load(spec: str):
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    rows = "\n".join(f"  koe {name:<{width}}  {c.help}" for name, c in COMMANDS.items())
+    return f"usage: koe COMMAND [CONFIG.yaml] [key=value ...]\n\ncommands:\n{rows}\n\n`koe COMMAND --help` lists options."
+
+
+def _split_command(argv: list[str]) -> tuple[str | None, list[str]]:
+    for n in (2, 1):
+        name = " ".join(argv[:n])
+        if name in COMMANDS:
+            return name, argv[n:]
+    return None, argv
+
+
+def _normalise(args: list[str]) -> list[str]:
+    """Turn `--key value` and `--key=value` into `key=value`."""
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--") and "=" not in a and i + 1 < len(args):
+            out.append(f"{a[2:].replace('-', '_')}={args[i + 1]}")
+            i += 2
+            continue
+        if a.startswith("--"):
+            key, _, value = a[2:].partition("=")
+            a = f"{key.replace('-', '_')}={value}"
+        out.append(a)
+        i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name, rest = _split_command(argv)
+    if name is None:
+        print(_usage())
+        sys.exit(0 if not argv or argv[0] in ("-h", "--help") else 2)
+    command = COMMANDS[name]
+    config_cls = _load(command.config)
+    if any(a in ("-h", "--help") for a in rest):
+        from koe.config import help_text
+
+        doc = (config_cls.__doc__ or "").strip()
+        print(f"usage: koe {name} [CONFIG.yaml] [key=value ...]\n\n{command.help}\n\n{doc}\n\noptions:")
+        print(help_text(config_cls))
+        sys.exit(0)
+    sys.exit(run_command(name, rest))
+
+
+def run_command(name: str, args: list[str]) -> int:
+    """Resolve the config and run; returns the exit code (1 when any item failed, 2 on a config error)."""
+    from koe.config import ConfigError, load_config
+    from koe.stage import KoeInputError
+
+    command = COMMANDS[name]
+    config_cls = _load(command.config)
+    yaml_path = None
+    if args and args[0].endswith((".yaml", ".yml")) and "=" not in args[0]:
+        yaml_path, args = args[0], args[1:]
+    elif args and command.positional and "=" not in args[0] and not args[0].startswith("--"):
+        args = [f"{command.positional}={args[0]}", *args[1:]]
+    try:
+        cfg = load_config(config_cls, yaml_path, _normalise(args))
+        result = _load(command.entry)(cfg)
+    except (ConfigError, KoeInputError) as e:
+        print(f"koe {name}: error: {e}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else getattr(result, "exit_code", 0)

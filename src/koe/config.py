@@ -1,0 +1,186 @@
+"""Typed configs: dataclass defaults in code, overridden by YAML and then by `key=value` arguments.
+
+    cfg = load_config(SynthConfig, yaml_path="configs/synth.yaml", overrides=["num_workers=2", "voices=[en,en-us]"])
+
+Every field carries a one-line help in `field(metadata={"help": ...})`, which `koe <stage> --help` prints.
+Unknown keys and bad values are collected and reported together, naming the option, as `ConfigError`.
+Nested dataclasses are addressed with dots (`optim.lr=1e-3`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """One or more config problems, all listed at once."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def help_text(cls: type) -> str:
+    """One line per field: name, type, default and help, nested dataclasses expanded with dots."""
+    return "\n".join(_help_lines(cls, prefix=""))
+
+
+def _help_lines(cls: type, prefix: str) -> list[str]:
+    lines = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            lines.extend(_help_lines(kind, f"{prefix}{f.name}."))
+            continue
+        default = _default_of(f)
+        doc = f.metadata.get("help", "")
+        lines.append(f"  {prefix}{f.name}={json.dumps(default, default=str)}  ({_type_name(kind)}) {doc}")
+    return lines
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "<required>"
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind).replace("typing.", ""))
+
+
+def load_config(cls: type[T], yaml_path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Build `cls` from its defaults, then a YAML file, then `key=value` overrides (later wins)."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    if yaml_path is not None:
+        loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"top level must be a mapping, got {type(loaded).__name__}"], str(yaml_path))
+        _merge(values, loaded)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            problems.append(f"override {item!r} is not of the form key=value")
+            continue
+        node = values
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                problems.append(f"override {item!r}: {p} is not a section")
+                break
+        else:
+            node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+    cfg = _build(cls, values, "", problems)
+    if problems:
+        raise ConfigError(problems, str(yaml_path) if yaml_path else "command line")
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        errors = validate()
+        if errors:
+            raise ConfigError(list(errors), str(yaml_path) if yaml_path else "config")
+    return cfg
+
+
+def _merge(into: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _build(cls: type, values: dict, prefix: str, problems: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            problems.append(f"unknown option {prefix}{key} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            sub = values.get(f.name, {})
+            if not isinstance(sub, dict):
+                problems.append(f"{prefix}{f.name} must be a mapping")
+                sub = {}
+            kwargs[f.name] = _build(kind, sub, f"{prefix}{f.name}.", problems)
+        elif f.name in values:
+            kwargs[f.name] = _coerce(values[f.name], kind, f"{prefix}{f.name}", problems)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        problems.append(f"{prefix or cls.__name__}: {e}")
+        return None
+
+
+def _coerce(value: Any, kind: Any, name: str, problems: list[str]) -> Any:
+    """Check a YAML value against a field type; int->float and str->Path are the only conversions."""
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kinds = [a for a in args if a is not type(None)]
+        for k in kinds:
+            sub: list[str] = []
+            out = _coerce(value, k, name, sub)
+            if not sub:
+                return out
+        problems.append(f"{name}={value!r} is not {_type_name(kind)}")
+        return value
+    if origin is typing.Literal:
+        if value not in args:
+            problems.append(f"{name}={value!r} must be one of {list(args)}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{name}={value!r} must be a list")
+            return value
+        item = args[0] if args else Any
+        return [_coerce(v, item, f"{name}[{i}]", problems) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{name}={value!r} must be a mapping")
+        return value
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if (isinstance(kind, type) and not isinstance(value, kind)) or (kind is int and isinstance(value, bool)):
+        problems.append(f"{name}={value!r} must be {_type_name(kind)}")
+    return value
+
+
+def to_dict(cfg: Any) -> dict:
+    """A JSON-ready dict of a config, Paths as strings."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def save_config(cfg: Any, out_dir: str | Path, name: str = "config.yaml") -> Path:
+    """Write the resolved config beside a stage's outputs, so every run can be reproduced."""
+    path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path

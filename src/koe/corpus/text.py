@@ -1,0 +1,66 @@
+"""Text items: what `koe synth` speaks and what text-only training reads.
+
+    {"id": "tiny-story-000007", "text": "the old fox sees a river . ...", "kind": "story", "split": "train",
+     "meta": {"topic": "fox"}}
+
+One JSON object per line (`.jsonl`); a plain `.txt` file is read as one item per non-empty line, ids from the file
+name and line number. Written by the TinySpeech generator (`koe.tinyspeech`), read by `koe synth` and `koe data build`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from koe.stage import KoeInputError, atomic_write_text
+
+
+@dataclasses.dataclass
+class TextItem:
+    id: str
+    text: str
+    kind: str = "text"  # statement | question | story | fact | text
+    split: str = "train"
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> TextItem:
+        if not isinstance(d, dict) or "text" not in d or "id" not in d:
+            raise KoeInputError(f"{where}: a text item needs 'id' and 'text'")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise KoeInputError(f"{where}: unknown field(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+def read_text_items(path: str | Path) -> list[TextItem]:
+    """Read `.jsonl` text items or a plain text file (one item per non-empty line)."""
+    path = Path(path)
+    if not path.exists():
+        raise KoeInputError(f"{path}: text file not found")
+    items = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            if path.suffix == ".jsonl":
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise KoeInputError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+                items.append(TextItem.from_dict(d, f"{path}:{lineno}"))
+            else:
+                items.append(TextItem(id=f"{path.stem}-{lineno:06d}", text=line.strip()))
+    return items
+
+
+def write_text_items(path: str | Path, items: Iterable[TextItem]) -> int:
+    lines = [json.dumps(i.to_dict(), ensure_ascii=False) for i in items]
+    atomic_write_text(path, "".join(x + "\n" for x in lines))
+    return len(lines)
