@@ -38,7 +38,30 @@ def probe_audio(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
         raise KoeInputError(f"unreadable: {path}: {_short(e)}") from None
+    if info.format == "WAV":
+        _check_wav_length(Path(path))
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def _check_wav_length(path: Path) -> None:
+    """libsndfile quietly shortens a cut-off WAV to what is there; compare the data chunk's declared size instead."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(12)
+        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_len = f.read(4), int.from_bytes(f.read(4), "little")
+            if chunk_id == b"data":
+                if chunk_len != 0xFFFFFFFF and pos + 8 + chunk_len > size:
+                    raise KoeInputError(
+                        f"truncated: {path}: the data chunk declares {chunk_len} bytes, the file holds "
+                        f"{size - pos - 8}"
+                    )
+                return
+            pos += 8 + chunk_len + (chunk_len & 1)
 
 
 def load_audio(
