@@ -1,0 +1,1 @@
+"""Generation with modality-constrained decoding; see koe.generate.run for the tasks."""
