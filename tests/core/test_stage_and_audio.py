@@ -41,7 +41,7 @@ def test_load_resamples_and_mixes(tmp_path):
     assert abs(len(seg) - 8000) <= 1
 
 
-@pytest.mark.parametrize("kind", ["unreadable", "empty", "non-finite", "too long", "truncated"])
+@pytest.mark.parametrize("kind", ["unsupported format", "empty", "non-finite", "too long", "truncated"])
 def test_bad_audio_gets_a_named_reason(tmp_path, kind):
     path = tmp_path / f"{kind}.wav"
     if kind == "unreadable":

@@ -4,7 +4,7 @@
     wav = load_audio("long.wav", offset_s=3.0, duration_s=2.5, max_duration_s=60)
 
 Errors are `KoeInputError` whose message starts with a short reason kind (`unreadable`, `empty`, `non-finite`,
-`too long`, `truncated`) so stage summaries can count them, followed by the path and the detail.
+`too long`, `truncated`, `unsupported format`) so stage summaries can count them, followed by the path and the detail.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import soxr
 from koe.stage import KoeInputError
 
 TARGET_SAMPLE_RATE_HZ = 16_000
+# streaming writers leave these data sizes in a WAV header when they do not know the length: not truncation
+_UNKNOWN_SIZES = {0, 0x7FFFFFFF, 0xFFFFFFFF}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,8 @@ def probe_audio(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
+        if getattr(e, "code", None) == 1 or "Format not recognised" in str(e):  # SF_ERR_UNRECOGNISED_FORMAT
+            raise KoeInputError(f"unsupported format: {path}: soundfile does not recognise the format") from None
         raise KoeInputError(f"unreadable: {path}: {_short(e)}") from None
     if info.format == "WAV":
         _check_wav_length(Path(path))
@@ -55,7 +59,7 @@ def _check_wav_length(path: Path) -> None:
             f.seek(pos)
             chunk_id, chunk_len = f.read(4), int.from_bytes(f.read(4), "little")
             if chunk_id == b"data":
-                if chunk_len != 0xFFFFFFFF and pos + 8 + chunk_len > size:
+                if chunk_len not in _UNKNOWN_SIZES and pos + 8 + chunk_len > size:
                     raise KoeInputError(
                         f"truncated: {path}: the data chunk declares {chunk_len} bytes, the file holds "
                         f"{size - pos - 8}"

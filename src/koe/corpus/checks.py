@@ -4,7 +4,7 @@
 
 Reasons (the first word of the error, counted in the import summary): `unsupported format` (soundfile cannot
 decode it, e.g. a text file named .wav), `unreadable`, `truncated` (the WAV header promises more data than the file
-holds: libsndfile silently shortens such files, so the header is read here), `empty` (0 frames), `too long`
+holds; see koe.audio.probe_audio), `empty` (0 frames), `too long`
 (longer than max_duration_s: cut it with `source=vad`) and, when the samples are decoded, `non-finite` (NaN/Inf).
 NaN/Inf samples and truncated compressed streams are only visible after decoding every sample, which is why
 `check_samples` exists: it costs a full decode per file, skipping it trusts the headers.
@@ -12,31 +12,18 @@ NaN/Inf samples and truncated compressed streams are only visible after decoding
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 from koe.audio import TARGET_SAMPLE_RATE_HZ, AudioInfo, load_audio, probe_audio
 from koe.stage import KoeInputError
 
-# libsndfile's WAV log line when the data chunk claims more bytes than the file holds
-_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
-# streaming writers leave these sizes in the header when they do not know the length: not truncation
-_UNKNOWN_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
-
 
 def check_audio_file(path: str | Path, max_duration_s: float | None, check_samples: bool) -> AudioInfo:
     """Header facts of a file that passed every check; raises KoeInputError with the reason otherwise."""
-    try:
-        info = probe_audio(path)
-    except KoeInputError as e:
-        if "Format not recognised" in str(e):
-            raise KoeInputError(f"unsupported format: {path}: soundfile does not recognise the format") from None
-        raise
-    _check_wav_header(path)
+    info = probe_audio(path)
     if info.num_frames == 0:
         raise KoeInputError(f"empty: {path}: the file holds no audio frames")
     check_duration(path, info.duration_s, max_duration_s)
@@ -51,15 +38,6 @@ def check_duration(where: str | Path, duration_s: float, max_duration_s: float |
         raise KoeInputError(
             f"too long: {where}: {duration_s:.1f} s exceeds max_duration_s={max_duration_s:g}; "
             "cut it into utterances with `koe corpus import vad`"
-        )
-
-
-def _check_wav_header(path: str | Path) -> None:
-    extra = sf.info(str(path)).extra_info
-    m = _SHORT_DATA.search(extra)
-    if m and int(m.group(1)) not in _UNKNOWN_SIZES and int(m.group(1)) > int(m.group(2)):
-        raise KoeInputError(
-            f"truncated: {path}: the header promises {m.group(1)} data bytes, the file holds {m.group(2)}"
         )
 
 
