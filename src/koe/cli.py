@@ -1,6 +1,6 @@
 """The `koe` command: parse options, call one stage's entry function. No logic lives here.
 
-    koe synth num_utterances=200 voices=[en-us,en+m3]
+    koe synth num_items=200 voices=[en-us,en+m3]
     koe units fit configs/units_mel.yaml k=100
     koe run tiny
 

@@ -44,7 +44,7 @@ def test_load_resamples_and_mixes(tmp_path):
 @pytest.mark.parametrize("kind", ["unsupported format", "empty", "non-finite", "too long", "truncated"])
 def test_bad_audio_gets_a_named_reason(tmp_path, kind):
     path = tmp_path / f"{kind}.wav"
-    if kind == "unreadable":
+    if kind == "unsupported format":
         path.write_text("not audio")
     elif kind == "empty":
         sf.write(path, np.zeros(0, dtype=np.float32), 16000)
