@@ -47,3 +47,11 @@ def test_tokenizer_on_real_text_compresses(shared_data, tmp_path):
     ids = tok(held_out, add_special_tokens=False).input_ids
     assert tok.decode(ids) == held_out
     assert len(held_out.encode()) / len(ids) > 2.0  # bytes per token (2.3 measured; 1.0 = no merges)
+
+
+def test_tinyspeech_text_source_includes_text_only_facts():
+    from koe.data.sources import read_text_corpus
+
+    items = read_text_corpus("tinyspeech:1200:3")
+    assert len(items) == 1200
+    assert any(i.meta.get("fact_split") == "text_only" for i in items)

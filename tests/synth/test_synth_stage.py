@@ -129,3 +129,20 @@ def test_tinyspeech_source(tmp_path):
     assert report.extra["text_items"] == 6 and len(utts) + len(report.failures) == 6
     assert len(utts) >= 5 and all(u.words and u.phones for u in utts)
     assert np.mean([u.duration_s for u in utts]) > 0.5
+
+
+def test_text_only_facts_are_not_spoken(tmp_path):
+    from koe.config import load_config
+    from koe.corpus.manifest import read_manifest
+    from koe.corpus.text import TextItem, write_text_items
+    from koe.synth.config import SynthConfig
+    from koe.synth.synthesize import run_synth
+
+    items = [TextItem("a", "the dog runs ."), TextItem("b", "the capital of zorp is mib .", kind="fact",
+                                                          meta={"fact_split": "text_only"})]
+    write_text_items(tmp_path / "t.jsonl", items)
+    cfg = load_config(SynthConfig, None, [f"source={tmp_path / 't.jsonl'}", f"out_dir={tmp_path / 'out'}",
+                                          "num_workers=1"])
+    report = run_synth(cfg)
+    assert [u.id.split("-")[0] for u in read_manifest(tmp_path / "out" / "manifest.jsonl")] == ["a"]
+    assert report.extra["items_kept_text_only"] == 1 and report.exit_code == 0

@@ -16,7 +16,15 @@ from koe.stage import KoeInputError
 
 
 def read_text_corpus(source: str, text_column: str = "text") -> list[TextItem]:
-    """Text items of one source; a Hugging Face dataset's `train`/`validation` splits keep their split."""
+    """Text items of one source; a Hugging Face dataset's `train`/`validation` splits keep their split.
+
+    `tinyspeech:N[:seed]` generates N TinySpeech text items (all facts included, text-only ones too).
+    """
+    if source.startswith("tinyspeech:"):
+        from koe.tinyspeech import generate_text_corpus
+
+        num, _, seed = source.removeprefix("tinyspeech:").partition(":")
+        return generate_text_corpus(int(num), seed=int(seed or 0))
     if source.startswith("hf:"):
         name, _, split = source[3:].partition(":")
         import datasets

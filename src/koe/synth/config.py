@@ -34,6 +34,11 @@ class SynthConfig:
         default_factory=lambda: list(DEFAULT_VOICES),
         metadata={"help": "espeak voices, 'base' or 'base+variant' (en-us+f3); each item draws from these"},
     )
+    skip_fact_splits: list[str] = field(
+        default_factory=lambda: ["text_only"],
+        metadata={"help": "items whose meta.fact_split is listed are not spoken (TinySpeech's text-only facts must "
+                          "reach the model in text alone, so that speech QA on them measures transfer)"},
+    )
     voices_per_item: int = field(
         default=1, metadata={"help": "distinct voices per text item (one utterance each, ids end in the voice)"}
     )

@@ -67,7 +67,9 @@ def run_synth(cfg: SynthConfig) -> StageReport:
         old.unlink()  # a smaller rerun must not leave WAVs the manifest no longer names
     save_config(cfg, out)
     items = load_items(cfg)
-    jobs = plan_jobs(cfg, items, out, report)
+    spoken = [i for i in items if i.meta.get("fact_split") not in cfg.skip_fact_splits]
+    report.extra["items_kept_text_only"] = len(items) - len(spoken)
+    jobs = plan_jobs(cfg, spoken, out, report)
     report.items_in = len(jobs) + len(report.failures)
     utterances, cpu_s = [], 0.0
     for result in progress(_run_jobs(jobs, cfg.num_workers), desc="synth", total=len(jobs), unit="utt"):
