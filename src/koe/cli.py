@@ -65,7 +65,8 @@ def _load(spec: str):
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     rows = "\n".join(f"  koe {name:<{width}}  {c.help}" for name, c in COMMANDS.items())
-    return f"usage: koe COMMAND [CONFIG.yaml] [key=value ...]\n\ncommands:\n{rows}\n\n`koe COMMAND --help` lists options."
+    usage = "usage: koe COMMAND [CONFIG.yaml] [key=value ...]"
+    return f"{usage}\n\ncommands:\n{rows}\n\n`koe COMMAND --help` lists options."
 
 
 def _split_command(argv: list[str]) -> tuple[str | None, list[str]]:
