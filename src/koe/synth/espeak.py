@@ -198,15 +198,21 @@ class _Engine:
             i += 1
         return 0  # 0 = go on synthesizing
 
-    def synth(self, lib: ctypes.CDLL, text: str) -> tuple[np.ndarray, list[tuple[int, int, int, int, str]]]:
+    def synth(self, lib: ctypes.CDLL, text: str, flags: int = 0) -> tuple[np.ndarray, list[Event]]:
         """Native-rate int16 audio and the raw (type, text_position, length, sample, phoneme) events."""
         self._chunks, self._events = [], []
         data = text.encode("utf-8")
-        err = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        err = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | flags, None, None)
         if err != _EE_OK:
             raise KoeInputError(f"espeak-error: espeak_Synth returned {err} for {text[:60]!r}")
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         return audio, self._events
+
+
+_PHONEME_INPUT = 0x100  # speak_lib.h espeakPHONEMES: read [[...]] as phoneme mnemonics
+
+
+Event = tuple[int, int, int, int, str]  # (type, text_position, length, sample, phoneme)
 
 
 def _remove_if_owner(path: str, pid: int) -> None:
@@ -278,6 +284,23 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int 
         words, phones = _spans(text, events, len(raw), native, lambda word: len(_word_phonemes(lib, word)))
     audio = soxr.resample(raw.astype(np.float32) / 32768.0, native, SAMPLE_RATE_HZ, quality="HQ")
     return Synthesis(np.ascontiguousarray(audio, dtype=np.float32), SAMPLE_RATE_HZ, words, phones)
+
+
+def synthesize_phonemes(phonemes: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50) -> np.ndarray:
+    """Speak espeak phoneme mnemonics (e.g. "str'ENTf", as `phonemize` gives them) as 16 kHz float32 audio.
+
+    For pseudo-words, which have no spelling espeak would read as intended. No timings: phoneme input has no words.
+    """
+    _check_variant(voice)
+    engine = _get_engine()
+    with engine.lock, engine.session() as lib:
+        _set_voice(lib, voice, rate_wpm, pitch)
+        raw, _ = engine.synth(lib, f"[[{phonemes}]]", flags=_PHONEME_INPUT)
+        native = engine.native_rate_hz
+    if raw.size == 0:
+        raise KoeInputError(f"espeak-error: [[{phonemes[:60]}]]: no audio")
+    audio = soxr.resample(raw.astype(np.float32) / 32768.0, native, SAMPLE_RATE_HZ, quality="HQ")
+    return np.ascontiguousarray(audio, dtype=np.float32)
 
 
 def _spans(
