@@ -1,0 +1,182 @@
+"""Accuracy of `koe align` (pocketsphinx): espeak speech with true timings, and real recordings.
+
+    .venv/bin/python benchmarks/align_accuracy.py                      # all parts, cathy subset of 100
+    .venv/bin/python benchmarks/align_accuracy.py --cathy-limit 300 --json out.json
+
+1. espeak: 30 Harvard sentences x voices (en-us, en+m3, en-us+f3) synthesized by koe.synth.espeak, whose event
+   stream gives the true word times; each manifest goes through `run_align` (the whole stage, mismatch detector
+   included) and every word start and end is compared with the truth: median |error| (ms) and share within 50 ms.
+   Utterances that fail alignment are counted, never dropped from the denominator silently.
+2. cathy_arctic (real, one speaker, no reference times): coverage of the intact transcripts and the mismatch
+   detector, with one transcript in five swapped within the corpus and with every transcript rotated by one.
+3. pocketsphinx_librivox_aligned (5 real utterances with pocketsphinx's own shipped alignments): coverage and the
+   median difference of word boundaries from the shipped ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from koe.align.config import AlignConfig
+from koe.align.run import run_align
+from koe.corpus.manifest import Utterance, read_manifest, write_manifest
+from koe.stage import KoeInputError
+
+HARVARD = [
+    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+    "The small pup gnawed a hole in the sock.", "The fish twisted and turned on the bent hook.",
+    "Press the pants and sew a button on the vest.", "The swan dive was far short of perfect.",
+    "The beauty of the view stunned the young boy.", "Two blue fish swam in the tank.",
+    "Her purse was full of useless trash.", "The colt reared and threw the tall rider.",
+    "It snowed, rained, and hailed the same morning.", "Read verse out loud for pleasure.",
+]
+VOICES = ["en-us", "en+m3", "en-us+f3"]
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def boundary_errors(truth: list, aligned: list) -> list[float]:
+    """|start error| and |end error| in ms for each word, matched by position (same word sequence)."""
+    if [w for w, _, _ in truth] != [w for w, _, _ in aligned]:
+        raise ValueError("word sequences differ")
+    return [abs(x - y) * 1000 for (_, a, b), (_, c, d) in zip(truth, aligned, strict=True) for x, y in ((a, c), (b, d))]
+
+
+def summarize(errors: list[float]) -> dict:
+    e = np.asarray(errors)
+    return {"boundaries": int(e.size), "median_ms": round(float(np.median(e)), 1) if e.size else None,
+            "within_50ms": round(float((e <= 50).mean()), 4) if e.size else None}
+
+
+def align(utts: list[Utterance], work: Path, **options) -> tuple[dict[str, Utterance], dict]:
+    manifest = work / "manifest.jsonl"
+    write_manifest(manifest, utts)
+    report = run_align(AlignConfig(manifest=manifest, force=True, **options))
+    aligned = {u.id: u for u in read_manifest(work / "manifest.aligned.jsonl")}
+    return aligned, {"failures": [(f.item, f.reason) for f in report.failures], **report.to_dict()}
+
+
+def bench_espeak(work: Path, per_voice: int) -> dict:
+    from koe.synth.espeak import synthesize
+
+    out = {}
+    for voice in VOICES:
+        vdir = work / voice.replace("+", "_")
+        vdir.mkdir()
+        utts, truth, synth_failures = [], {}, []
+        for i, text in enumerate(HARVARD[:per_voice]):
+            try:
+                syn = synthesize(text, voice=voice, rate_wpm=175, pitch=50)
+            except KoeInputError as e:
+                synth_failures.append(str(e))
+                continue
+            uid = f"h{i:02d}"
+            sf.write(vdir / f"{uid}.wav", syn.audio, syn.sample_rate_hz)
+            utts.append(Utterance(uid, f"{uid}.wav", syn.sample_rate_hz, syn.duration_s, voice, text))
+            truth[uid] = syn.words
+        aligned, report = align(utts, vdir)
+        errors = [e for uid, u in aligned.items() for e in boundary_errors(truth[uid], u.words)]
+        out[voice] = {"synthesized": len(utts), "synth_failures": synth_failures, "aligned": len(aligned),
+                      "align_failures": report["failures"], **summarize(errors)}
+    return out
+
+
+def bench_cathy(work: Path, limit: int, num_workers: int) -> dict:
+    """Real speech without reference times: coverage of the intact transcripts, and the mismatch detector on
+    (a) one transcript in five swapped in pairs within the corpus and (b) every transcript rotated by one."""
+    root = SHARED / "cathy_arctic"
+    with (root / "metadata.tsv").open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))[:limit]
+    utts = [Utterance(r["utt_id"], str(root / r["path"]), 16000, float(r["duration_s"]), "cathy", r["text"])
+            for r in rows]
+    swapped = {j for i in range(0, len(utts) - 5, 10) for j in (i, i + 5)}
+    mixed = [dataclasses.replace(u, text=utts[i + 5 if i % 10 == 0 else i - 5].text) if i in swapped else u
+             for i, u in enumerate(utts)]
+    rotated = [dataclasses.replace(u, text=utts[(i + 1) % len(utts)].text) for i, u in enumerate(utts)]
+    index = {u.id: i for i, u in enumerate(utts)}
+    out = {"utterances": len(utts)}
+    for name, manifest, wrong in (("mixed", mixed, swapped), ("rotated", rotated, set(range(len(utts))))):
+        (work / name).mkdir()
+        aligned, report = align(manifest, work / name, num_workers=num_workers)
+        kept = {i for i, u in enumerate(manifest) if u.id in aligned}
+        intact = set(range(len(utts))) - wrong
+        out[name] = {"wrong_transcripts": len(wrong), "wrong_detected": len(wrong - kept),
+                     "intact": len(intact), "intact_aligned": len(intact & kept),
+                     "failure_reasons": report["failure_reasons"],
+                     "median_score_per_frame": report.get("median_score_per_frame"),
+                     "intact_failures": [f for f in report["failures"] if index[f[0]] in intact]}
+    return out
+
+
+def bench_librivox(work: Path) -> dict:
+    root = SHARED / "pocketsphinx_librivox_aligned"
+    utts, reference = [], {}
+    for uid in (root / "fileids").read_text().split():
+        info = sf.info(str(root / f"{uid}.wav"))
+        utts.append(Utterance(uid, str(root / f"{uid}.wav"), info.samplerate, info.duration, "librivox",
+                              (root / f"{uid}.txt").read_text().strip()))
+        shipped = json.loads((root / f"{uid}.json").read_text())["w"]
+        reference[uid] = [(w["t"].split("(")[0], w["b"], w["b"] + w["d"]) for w in shipped if w["t"] != "<sil>"]
+    out = {}
+    for label, pause in (("koe default (min_pause_s=0.1)", 0.1), ("min_pause_s=0 (pocketsphinx convention)", 0.0)):
+        sub = work / f"pause{pause}"
+        sub.mkdir()
+        aligned, report = align(utts, sub, min_pause_s=pause)
+        errors = [e for uid, u in aligned.items() for e in boundary_errors(reference[uid], u.words)]
+        out[label] = {"utterances": len(utts), "aligned": len(aligned), "failures": report["failures"],
+                      **summarize(errors)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-voice", type=int, default=30)
+    parser.add_argument("--cathy-limit", type=int, default=100)
+    parser.add_argument("--num-workers", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("KOE_NO_PROGRESS", "1")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "espeak").mkdir()
+        results["espeak"] = bench_espeak(work / "espeak", args.per_voice)
+        if SHARED.is_dir():
+            (work / "cathy").mkdir()
+            results["cathy_arctic"] = bench_cathy(work / "cathy", args.cathy_limit, args.num_workers)
+            (work / "librivox").mkdir()
+            results["librivox"] = bench_librivox(work / "librivox")
+    print("\n== espeak (true timings) ==")
+    for voice, r in results["espeak"].items():
+        print(f"{voice:10s} synthesized {r['synthesized']:3d} aligned {r['aligned']:3d}  median {r['median_ms']} ms  "
+              f"within 50 ms {r['within_50ms']:.1%}  align failures {len(r['align_failures'])}  "
+              f"synth failures {len(r['synth_failures'])}")
+    all_med = statistics.median(r["median_ms"] for r in results["espeak"].values())
+    print(f"median of voice medians: {all_med} ms")
+    for key in ("cathy_arctic", "librivox"):
+        if key in results:
+            print(f"\n== {key} ==\n" + json.dumps(results[key], indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""pocketsphinx alignment: accuracy on espeak speech with true timings, OOV words, the mismatch detector, and
+agreement with pocketsphinx's shipped alignments of real LibriVox speech."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from koe.align.config import AlignConfig
+from koe.align.g2p import arpabet_from_espeak, pronounce_word
+from koe.align.mismatch import MismatchRule, detect_mismatches
+from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner
+from koe.align.run import run_align
+from koe.corpus.manifest import Utterance, read_manifest, write_manifest
+from koe.stage import KoeInputError
+from koe.synth.espeak import synthesize
+
+SENTENCES = ["The box was thrown beside the parked truck.", "Four hours of steady work faced us.",
+             "Rice is often served in round bowls.", "The swan dive was far short of perfect."]
+
+
+@pytest.fixture(scope="module")
+def aligner() -> PocketsphinxAligner:
+    return PocketsphinxAligner()
+
+
+def _write_synth(tmp_path: Path, texts: list[str], voice: str = "en-us") -> tuple[Path, dict]:
+    utts, truth = [], {}
+    for i, text in enumerate(texts):
+        syn = synthesize(text, voice=voice, rate_wpm=175, pitch=50)
+        sf.write(tmp_path / f"s{i}.wav", syn.audio, syn.sample_rate_hz)
+        utts.append(Utterance(f"s{i}", f"s{i}.wav", syn.sample_rate_hz, syn.duration_s, voice, text))
+        truth[f"s{i}"] = syn.words
+    manifest = tmp_path / "manifest.jsonl"
+    write_manifest(manifest, utts)
+    return manifest, truth
+
+
+def test_espeak_word_boundaries_are_accurate(aligner: PocketsphinxAligner) -> None:
+    errors = []
+    for text in SENTENCES:
+        syn = synthesize(text, voice="en+m3", rate_wpm=175, pitch=50)
+        result = aligner.align(syn.audio, [w for w, _, _ in syn.words])
+        assert [w for w, _, _ in result.words] == [w for w, _, _ in syn.words]
+        pairs = zip(syn.words, result.words, strict=True)
+        errors += [abs(a - b) for (_, *t), (_, *r) in pairs for a, b in zip(t, r, strict=True)]
+        assert result.phones[0][1] == result.words[0][1] and result.phones[-1][2] == result.words[-1][2]
+    errors_ms = np.array(errors) * 1000
+    assert np.median(errors_ms) <= 15
+    assert (errors_ms <= 50).mean() >= 0.9
+
+
+def test_run_align_writes_times_and_handles_oov_words(tmp_path: Path) -> None:
+    manifest, truth = _write_synth(tmp_path, ["The zorbleflax sat on Dashwood's mat.", SENTENCES[1]])
+    report = run_align(AlignConfig(manifest=manifest))
+    assert report.exit_code == 0, report.failures
+    out = {u.id: u for u in read_manifest(tmp_path / "manifest.aligned.jsonl")}
+    assert [w for w, _, _ in out["s0"].words] == [w for w, _, _ in truth["s0"]]  # OOV words kept, none dropped
+    zorb = out["s0"].words[1]
+    true_zorb = truth["s0"][1]
+    assert abs(zorb[1] - true_zorb[1]) < 0.05 and abs(zorb[2] - true_zorb[2]) < 0.05
+    lexicon = (tmp_path / "align_oov.dict").read_text()
+    assert lexicon.startswith("dashwood's D AE SH W UH D Z\nzorbleflax Z AO R B AH L F L AE K S")
+    assert report.extra["num_oov_words"] == 2 and report.extra["coverage"] == 1.0
+    assert out["s0"].meta["align"]["method"] == "pocketsphinx"
+
+
+def test_g2p_maps_espeak_phonemes_and_refuses_unknown_ones() -> None:
+    assert arpabet_from_espeak(["f", "'aI3", "r-"]) == ["F", "AY", "ER"]
+    assert arpabet_from_espeak(["b", "'V", "?", "n-"]) == ["B", "AH", "T", "AH", "N"]
+    assert pronounce_word("42") == ["F", "AO", "R", "T", "IY", "T", "UW"]
+    with pytest.raises(KoeInputError, match="no ARPAbet mapping"):
+        arpabet_from_espeak(["k", "Y:"], "kyu")
+
+
+def test_swapped_transcript_is_a_mismatch_failure_not_an_alignment(tmp_path: Path) -> None:
+    texts = ["The hogs were fed chopped corn and garbage.", "A large size in stockings is hard to sell.",
+             "Help the woman get back to her feet."]
+    manifest, _ = _write_synth(tmp_path, texts)
+    utts = read_manifest(manifest)
+    utts[0].text, utts[1].text = texts[1], texts[0]
+    write_manifest(manifest, utts)
+    report = run_align(AlignConfig(manifest=manifest))
+    reasons = {f.item: f.reason for f in report.failures}
+    assert set(reasons) == {"s0", "s1"}
+    assert all(r.startswith(("mismatch:", "align-failed:")) for r in reasons.values())
+    assert [u.id for u in read_manifest(tmp_path / "manifest.aligned.jsonl")] == ["s2"]
+
+
+def _result(score: float, squeezed: int = 0) -> AlignResult:
+    words = [(f"w{i}", i * 0.1, i * 0.1 + 0.1) for i in range(10)]
+    return AlignResult(words, [], num_frames=120, word_frames=100, word_score=int(score * 100),
+                       squeezed_words=squeezed)
+
+
+def test_detector_compares_each_speaker_with_its_own_median() -> None:
+    rule = MismatchRule(min_score_per_frame=-60, max_score_drop=18, min_corpus_size=5, max_squeezed_fraction=0.3)
+    results = {f"real{i}": _result(-12 - i % 3) for i in range(6)} | {f"tts{i}": _result(-40 - i % 3) for i in range(6)}
+    results |= {"real-bad": _result(-40), "tts-bad": _result(-70), "squeezed": _result(-12, squeezed=5)}
+    speakers = {k: "tts" if k.startswith("tts") else "real" for k in results}
+    reasons = detect_mismatches(results, rule, speakers)
+    assert set(reasons) == {"real-bad", "tts-bad", "squeezed"}  # -40 is normal for tts, a mismatch for real speech
+    assert "speaker real" in reasons["real-bad"] and "min_score_per_frame" in reasons["tts-bad"]
+    assert "squeezed" in reasons["squeezed"]
+
+
+def test_unreadable_audio_and_missing_text_are_listed(tmp_path: Path) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [Utterance("bad", "bad.wav", 16000, 1.0, text="hello"),
+                              Utterance("quiet", "bad.wav", 16000, 1.0, text=" ")])
+    report = run_align(AlignConfig(manifest=manifest))
+    reasons = {f.item: f.reason for f in report.failures}
+    assert reasons["quiet"].startswith("no-text:")
+    assert reasons["bad"].split(":")[0] in ("unreadable", "unsupported format") and "bad.wav" in reasons["bad"]
+    assert report.extra["coverage"] == 0.0 and report.exit_code == 1
+
+
+def test_librivox_agrees_with_pocketsphinx_shipped_alignments(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "pocketsphinx_librivox_aligned"
+    utts, reference = [], {}
+    for uid in (root / "fileids").read_text().split():
+        info = sf.info(str(root / f"{uid}.wav"))
+        utts.append(Utterance(uid, str(root / f"{uid}.wav"), info.samplerate, info.duration,
+                              text=(root / f"{uid}.txt").read_text()))
+        shipped = json.loads((root / f"{uid}.json").read_text())["w"]
+        reference[uid] = [(w["b"], w["b"] + w["d"]) for w in shipped if w["t"] != "<sil>"]
+    write_manifest(tmp_path / "m.jsonl", utts)
+    report = run_align(AlignConfig(manifest=tmp_path / "m.jsonl", min_pause_s=0.0))
+    assert report.extra["coverage"] == 1.0
+    diffs = [abs(a - b) for u in read_manifest(tmp_path / "m.aligned.jsonl")
+             for (_, *got), ref in zip(u.words, reference[u.id], strict=True) for a, b in zip(got, ref, strict=True)]
+    assert np.median(diffs) <= 0.015 and np.mean(np.array(diffs) <= 0.05) >= 0.95
