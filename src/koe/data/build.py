@@ -40,7 +40,7 @@ from koe.data.shards import (
     write_data_meta,
 )
 from koe.data.sources import load_text_tokenizer, read_text_corpus, text_split
-from koe.data.vocab import SpeechVocab, extend_tokenizer, units_only_tokenizer
+from koe.data.vocab import SpeechVocab, extend_tokenizer, unit_token, units_only_tokenizer
 from koe.seed import rng_for
 from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
 
@@ -180,6 +180,15 @@ def _make_vocab(cfg: BuildConfig, units_meta, speech: list[SpeechUtt], texts: di
     if tokenizer is None:
         tokenizer = units_only_tokenizer(num_units, num_bpe)
         return tokenizer, SpeechVocab.from_tokenizer(tokenizer)
+    if unit_token(0) in tokenizer.get_vocab():
+        # a koe tokenizer from an earlier build (e.g. the text LM's): reuse it if its units match these shards
+        vocab = SpeechVocab.from_tokenizer(tokenizer)
+        if (vocab.num_units, vocab.num_bpe_units) != (num_units, num_bpe):
+            raise KoeInputError(
+                f"text-tokenizer: {cfg.text_tokenizer} holds {vocab.num_units}+{vocab.num_bpe_units} unit tokens, "
+                f"but {cfg.units_dir} has {num_units}+{num_bpe}"
+            )
+        return tokenizer, vocab
     return tokenizer, extend_tokenizer(tokenizer, num_units, num_bpe)
 
 
