@@ -52,6 +52,8 @@ COMMANDS: dict[str, Command] = {
                         "Generate text and speech from a trained model.", "model"),
     "vocoder train": Command("koe.vocoder.train:run_vocoder_train", "koe.vocoder.config:VocoderConfig",
                              "Train the baseline units-to-mel vocoder (Griffin-Lim)."),
+    "report": Command("koe.recipes.report:run_report", "koe.recipes.report:ReportConfig",
+                      "Compare evaluated models in one table, with loss curves and data plots."),
     "run": Command("koe.recipes:run_recipe", "koe.recipes:RecipeConfig",
                    "Run a built-in recipe end to end (e.g. `koe run tiny`).", "recipe"),
 }

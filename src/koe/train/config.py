@@ -1,0 +1,144 @@
+"""The config of `koe train`: model init, optimiser, schedule, batch, budget, checkpoints and logging.
+
+    koe train src/koe/configs/train/tiny_speech.yaml data_dir=runs/data out_dir=runs/train
+    koe train model.name_or_path=Qwen/Qwen2.5-0.5B data_dir=data max_tokens=2e9 micro_batch_size=8 \
+        grad_accum_steps=4 max_seq_len=2048 optim.lr=1e-3 optim.frozen_text_steps=200
+
+No heavy imports here, so `koe train --help` is instant. `validate()` lists every problem at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class ModelConfig:
+    """Where the model comes from: a pretrained causal LM (TWIST init) or a small config trained from scratch."""
+
+    name_or_path: str | None = field(default=None, metadata={
+        "help": "hub id or local dir of any HF causal LM (Qwen, Llama, SmolLM, Pythia...); null = scratch model"})
+    arch: Literal["llama", "qwen2"] = field(default="llama", metadata={
+        "help": "scratch model architecture (a qwen2 directory always reloads with Qwen2Tokenizer: keep llama for "
+                "custom tokenizers)"})
+    hidden_size: int = field(default=128, metadata={"help": "scratch: hidden size"})
+    num_layers: int = field(default=4, metadata={"help": "scratch: transformer layers"})
+    num_heads: int = field(default=4, metadata={"help": "scratch: attention heads"})
+    num_kv_heads: int = field(default=2, metadata={"help": "scratch: key/value heads (grouped-query attention)"})
+    intermediate_size: int = field(default=384, metadata={"help": "scratch: MLP width"})
+    rope_theta: float = field(default=10000.0, metadata={"help": "scratch: RoPE base"})
+    tie_embeddings: bool = field(default=True, metadata={"help": "scratch: share input and output embeddings"})
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = field(
+        default="auto", metadata={"help": "auto = flash_attention_2 when installed on CUDA, else sdpa; packing is "
+                                          "exact with all of them (docs/training.md compares their speed)"})
+    init_noise_scale: float = field(default=0.1, metadata={
+        "help": "new token rows = mean of the text rows + N(0, (scale * std of the text rows)^2)"})
+    pad_vocab_multiple: int = field(default=64, metadata={"help": "round the embedding rows up to a multiple"})
+
+
+@dataclass
+class LoraConfig:
+    """LoRA through peft; the new token rows stay fully trainable (peft trainable_token_indices)."""
+
+    enabled: bool = field(default=False, metadata={"help": "train LoRA adapters instead of all weights"})
+    r: int = field(default=16, metadata={"help": "LoRA rank"})
+    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                               "up_proj", "down_proj"],
+                                      metadata={"help": "module names that get adapters"})
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and its learning-rate schedule."""
+
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    min_lr_ratio: float = field(default=0.05, metadata={"help": "final lr as a fraction of the peak"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW decay (not on embeddings, norms, biases)"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max global gradient norm (0 = off)"})
+    schedule: Literal["wsd", "cosine", "constant"] = field(default="wsd", metadata={
+        "help": "wsd = warmup, stable, then decay over the last decay_fraction of steps; cosine; constant"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warmup steps"})
+    decay_fraction: float = field(default=0.1, metadata={"help": "wsd: fraction of steps spent decaying"})
+    frozen_text_steps: int = field(default=0, metadata={
+        "help": "first N steps train only the new token rows (embeddings and output rows); then all weights"})
+
+
+@dataclass
+class TrainConfig:
+    """Continued pretraining of a causal LM on packed koe token shards (see docs/training.md)."""
+
+    data_dir: Path = field(default=Path("runs/data"), metadata={"help": "output of `koe data build`"})
+    out_dir: Path = field(default=Path("runs/train"), metadata={"help": "logs, checkpoints and final/ model"})
+    train_split: str = field(default="train", metadata={"help": "split to train on"})
+    valid_split: str | None = field(default="valid", metadata={"help": "split for eval loss (null = none)"})
+    seed: int = field(default=0, metadata={"help": "seeds init, data order and dropout"})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    max_seq_len: int = field(default=256, metadata={"help": "packed row length in tokens"})
+    micro_batch_size: int = field(default=8, metadata={"help": "rows per forward pass per process"})
+    grad_accum_steps: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    max_steps: int | None = field(default=None, metadata={"help": "optimiser steps (default: from max_tokens or "
+                                                                   "epochs)"})
+    max_tokens: float | None = field(default=None, metadata={"help": "token budget (rows x max_seq_len, all "
+                                                                      "processes); sets the step count"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the data when no steps/tokens are given"})
+    max_time_s: float | None = field(default=None, metadata={"help": "wall-time budget: stop cleanly with a "
+                                                                      "checkpoint"})
+    precision: Literal["auto", "bf16", "fp32"] = field(default="auto", metadata={
+        "help": "auto = bf16 autocast on CUDA, fp32 on CPU (weights stay fp32 either way)"})
+    tf32: bool = field(default=True, metadata={"help": "allow TF32 matmuls on CUDA"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward"})
+    save_every: int = field(default=0, metadata={"help": "checkpoint every N steps (0 = only at the end)"})
+    keep_checkpoints: int = field(default=2, metadata={"help": "newest checkpoints kept on disk"})
+    resume_from: str | None = field(default=None, metadata={"help": "checkpoint dir, or 'auto' = newest in "
+                                                                     "out_dir/checkpoints"})
+    log_every: int = field(default=10, metadata={"help": "log metrics every N steps"})
+    eval_every: int = field(default=0, metadata={"help": "eval loss every N steps (0 = only at the end)"})
+    eval_batches: int = field(default=8, metadata={"help": "micro-batches per eval"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to out_dir/tb"})
+    peak_tflops: float = field(default=989.0, metadata={"help": "per-device peak for MFU (H100 SXM bf16 dense = "
+                                                                 "989)"})
+    save_final: bool = field(default=True, metadata={"help": "write the HF model dir out_dir/final"})
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name in ("max_seq_len", "micro_batch_size", "grad_accum_steps", "log_every", "eval_batches"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("save_every", "eval_every", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps={self.max_steps} must be >= 1")
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            problems.append(f"max_tokens={self.max_tokens} must be > 0")
+        if self.epochs <= 0:
+            problems.append(f"epochs={self.epochs} must be > 0")
+        o = self.optim
+        if not 0 <= o.decay_fraction <= 1:
+            problems.append(f"optim.decay_fraction={o.decay_fraction} must be in [0, 1]")
+        if not 0 <= o.min_lr_ratio <= 1:
+            problems.append(f"optim.min_lr_ratio={o.min_lr_ratio} must be in [0, 1]")
+        if o.lr <= 0 or o.warmup_steps < 0 or o.frozen_text_steps < 0 or o.grad_clip < 0:
+            problems.append("optim.lr must be > 0; warmup_steps, frozen_text_steps and grad_clip >= 0")
+        if o.frozen_text_steps and self.model.name_or_path is None:
+            problems.append("optim.frozen_text_steps needs a pretrained model (model.name_or_path): a scratch model "
+                            "has no text rows to keep")
+        if self.lora.enabled and self.model.name_or_path is None:
+            problems.append("lora.enabled needs a pretrained model (model.name_or_path)")
+        if self.lora.enabled and o.frozen_text_steps:
+            problems.append("lora.enabled and optim.frozen_text_steps together are not supported")
+        m = self.model
+        if m.num_heads < 1 or m.hidden_size % m.num_heads or m.num_heads % max(m.num_kv_heads, 1):
+            problems.append(f"model: hidden_size={m.hidden_size} must divide by num_heads={m.num_heads}, "
+                            f"which must divide by num_kv_heads={m.num_kv_heads}")
+        return problems

@@ -1,0 +1,84 @@
+"""Training logs: metrics.jsonl (always), TensorBoard events (by default) and a PNG loss curve at the end.
+
+    log = MetricsLogger("runs/train", tensorboard=True)
+    log.write(step=10, metrics={"loss": 3.2, "lr": 1e-3})
+    log.close()                      # also draws runs/train/loss_curve.png from metrics.jsonl
+
+Only the main process writes; the other processes get a logger whose methods do nothing, so the recipe needs no
+`if is_main` around every call. On resume metrics.jsonl is appended to, and lines from steps past the resumed step
+(written after the checkpoint by the interrupted run) are dropped first so the file holds one line per step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from koe.stage import atomic_write_text
+
+
+class MetricsLogger:
+    def __init__(self, out_dir: str | Path, tensorboard: bool = True, enabled: bool = True, resume_step: int = 0):
+        self.out_dir = Path(out_dir)
+        self.enabled = enabled
+        self.path = self.out_dir / "metrics.jsonl"
+        self._tb = None
+        if not enabled:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step and self.path.exists():
+            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
+            atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=resume_step or None)
+
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self._tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(k.replace("eval_", "eval/", 1) if k.startswith("eval_") else f"train/{k}",
+                                        v, step)
+
+    def close(self) -> Path | None:
+        """Flush TensorBoard and draw the loss curve; returns the PNG path (main process) or None."""
+        if not self.enabled:
+            return None
+        if self._tb is not None:
+            self._tb.close()
+        return plot_loss_curve(self.path, self.out_dir / "loss_curve.png")
+
+
+def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path | None:
+    """Train loss (total, text, speech) and eval loss against step, from metrics.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln] if Path(
+        metrics_path).exists() else []
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, style in (("loss", "-"), ("loss_text", ":"), ("loss_speech", "--"), ("eval_loss", "o-")):
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, label=key, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return Path(png_path)
