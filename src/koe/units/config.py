@@ -1,0 +1,111 @@
+"""Configs of `koe units fit`, `koe units encode` and `koe units stats` (no heavy imports: `koe --help` stays fast).
+
+    koe units fit data/manifest.jsonl out_dir=tok/mfcc100 features=mfcc k=100
+    koe units fit data/manifest.jsonl out_dir=tok/hubert500 features=hf:facebook/hubert-base-ls960@9 k=500
+    koe units encode data/manifest.jsonl tokenizer=tok/hubert500 out_dir=units/hubert500 num_workers=4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+FEATURES_HELP = "mel | mfcc | hf:<hub id or local path>@<layer> (e.g. hf:facebook/hubert-base-ls960@9)"
+
+
+def parse_features(text: str) -> tuple[str, str | None, int | None]:
+    """`mel` -> ("mel", None, None); `hf:facebook/hubert-base-ls960@9` -> ("hf", "facebook/hubert-base-ls960", 9)."""
+    if text in ("mel", "mfcc"):
+        return text, None, None
+    source, sep, layer = text.removeprefix("hf:").rpartition("@")
+    if not text.startswith("hf:") or not sep or not source or not layer.isdigit():
+        raise ValueError(f"features={text!r}: expected mel, mfcc or hf:<hub id or path>@<layer>")
+    return "hf", source, int(layer)
+
+
+@dataclass
+class FitConfig:
+    """Fit a unit tokenizer: features of a seeded sample of frames, faiss k-means, optional BPE."""
+
+    manifest: Path = field(metadata={"help": "manifest (JSON Lines) whose audio the codebook is fitted on"})
+    out_dir: Path = field(metadata={"help": "tokenizer directory to write (unit_tokenizer.json, centroids.npy)"})
+    features: str = field(default="mfcc", metadata={"help": FEATURES_HELP})
+    k: int = field(default=100, metadata={"help": "number of units (clusters); 500 is the usual choice for HuBERT"})
+    iterations: int = field(default=50, metadata={"help": "k-means (Lloyd) iterations"})
+    max_frames: int = field(
+        default=500_000, metadata={"help": "frames sampled for k-means (seeded, over randomly ordered utterances)"}
+    )
+    max_points_per_centroid: int = field(
+        default=10_000,
+        metadata={"help": "faiss subsamples to k*this many points; faiss's 256 fits HuBERT K=500 worse, so keep high"},
+    )
+    init: Literal["kmeans++", "random", "afkmc2"] = field(
+        default="kmeans++", metadata={"help": "k-means init; faiss's default, random, merges clusters more often"}
+    )
+    nredo: int = field(default=1, metadata={"help": "k-means runs from different inits; the lowest inertia is kept"})
+    seed: int = field(default=0, metadata={"help": "seed of utterance order, frame sampling and k-means init"})
+    bpe_vocab_size: int = field(default=0, metadata={"help": "BPE vocabulary over dedup units (> k); 0 = no BPE"})
+    split: str | None = field(default="train", metadata={"help": "manifest split to fit on; null = all"})
+    chunk_s: float = field(default=30.0, metadata={"help": "HF encoders see audio in chunks of at most this long"})
+    batch_s: float = field(default=320.0, metadata={"help": "padded seconds of audio per encoder batch"})
+    max_duration_s: float | None = field(default=600.0, metadata={"help": "longer utterances are listed as failed"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    force: bool = field(default=False, metadata={"help": "refit even if out_dir holds a fit of the same config"})
+
+    def validate(self) -> list[str]:
+        problems = []
+        try:
+            parse_features(self.features)
+        except ValueError as e:
+            problems.append(str(e))
+        if self.k < 2:
+            problems.append(f"k={self.k} must be >= 2")
+        if self.iterations < 1:
+            problems.append(f"iterations={self.iterations} must be >= 1")
+        if self.max_frames < self.k:
+            problems.append(f"max_frames={self.max_frames} must be >= k={self.k}")
+        if self.bpe_vocab_size and self.bpe_vocab_size <= self.k:
+            problems.append(f"bpe_vocab_size={self.bpe_vocab_size} must be 0 or > k={self.k}")
+        if self.max_points_per_centroid < 1 or self.nredo < 1:
+            problems.append("max_points_per_centroid and nredo must be >= 1")
+        if self.chunk_s <= 0 or self.batch_s <= 0:
+            problems.append("chunk_s and batch_s must be > 0")
+        return problems
+
+
+@dataclass
+class EncodeConfig:
+    """Encode a manifest into unit shards; work is split over processes and over torchrun ranks."""
+
+    manifest: Path = field(metadata={"help": "manifest (JSON Lines) to encode"})
+    tokenizer: Path = field(metadata={"help": "tokenizer directory written by `koe units fit`"})
+    out_dir: Path = field(metadata={"help": "folder for meta.json and shard-NNNNN.npz"})
+    num_workers: int = field(default=1, metadata={"help": "processes per rank (use 1 per GPU; more for CPU features)"})
+    shard_size: int = field(default=1000, metadata={"help": "utterances per shard (shard i holds lines i*size..)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)"})
+    max_duration_s: float | None = field(default=600.0, metadata={"help": "longer utterances are listed as failed"})
+    batch_s: float = field(default=320.0, metadata={"help": "padded seconds of audio per encoder batch"})
+    loader_threads: int = field(default=4, metadata={"help": "threads decoding audio ahead of the encoder"})
+    force: bool = field(default=False, metadata={"help": "re-encode even if out_dir holds the same encode"})
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.num_workers < 1:
+            problems.append(f"num_workers={self.num_workers} must be >= 1")
+        if self.shard_size < 1:
+            problems.append(f"shard_size={self.shard_size} must be >= 1")
+        if self.batch_s <= 0:
+            problems.append(f"batch_s={self.batch_s} must be > 0")
+        if self.loader_threads < 1:
+            problems.append(f"loader_threads={self.loader_threads} must be >= 1")
+        return problems
+
+
+@dataclass
+class StatsConfig:
+    """Statistics of unit shards: token rates, bitrate, codebook usage, and with alignments purity and PNMI."""
+
+    units_dir: Path = field(metadata={"help": "folder written by `koe units encode` (meta.json + shards)"})
+    manifest: Path | None = field(default=None, metadata={"help": "manifest with phones/words for purity and PNMI"})
+    out_dir: Path | None = field(default=None, metadata={"help": "where to write the stats (default: units_dir)"})

@@ -1,0 +1,114 @@
+"""`koe units fit`: features of a seeded sample of frames -> faiss k-means [-> BPE] -> a tokenizer directory.
+
+    koe units fit data/manifest.jsonl out_dir=tok/mfcc100                       # MFCC, k=100 (HuBERT iteration 1)
+    koe units fit data/manifest.jsonl out_dir=tok/h500 features=hf:facebook/hubert-base-ls960@9 k=500
+    koe units fit data/manifest.jsonl out_dir=tok/h500bpe features=hf:facebook/hubert-base-ls960@9 k=500 \
+        bpe_vocab_size=4000
+
+The manifest's `split` utterances are visited in a seeded random order and featurised, whole, until `max_frames`
+frames are in hand; those are subsampled (seeded) to exactly `max_frames`, so the sample spans many files without
+featurising the whole corpus. BPE, when asked for, is trained on the dedup unit sequences of the same utterances.
+The summary (units_fit_summary.json) reports the k-means inertia, frames used, codebook usage on the fit sample
+and the dedup ratio (units per frame).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from koe.config import save_config, to_dict
+from koe.corpus.manifest import read_manifest
+from koe.seed import rng_for, seed_everything
+from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
+from koe.units.config import FitConfig
+from koe.units.encode import duration_groups, iter_loaded
+from koe.units.features import FeatureExtractor, build_extractor
+from koe.units.kmeans import assign_units, codebook_usage, fit_kmeans
+from koe.units.tokenizer import UnitTokenizer, UnitTokenizerSpec, dedup_units
+
+STAGE = "units fit"
+
+
+def run_fit(cfg: FitConfig) -> StageReport:
+    report = StageReport(STAGE, cfg.out_dir)
+    key = config_hash({k: v for k, v in to_dict(cfg).items() if k not in ("device", "force")})
+    if not cfg.force and is_done(cfg.out_dir, key):
+        print(f"[{STAGE}] {cfg.out_dir} already holds this fit (force=true to refit)")
+        return report
+    seed_everything(cfg.seed)
+    utts = [u for u in read_manifest(cfg.manifest) if cfg.split is None or u.split == cfg.split]
+    if not utts:
+        raise KoeInputError(f"{cfg.manifest}: no utterances in split {cfg.split!r} (split=null uses all)")
+    extractor = build_extractor(cfg.features, cfg.device, batch_s=cfg.batch_s, chunk_s=cfg.chunk_s)
+    feats, ids = _collect_features(cfg, utts, extractor, report)
+    frames = np.concatenate(feats)
+    if len(frames) > cfg.max_frames:
+        frames = frames[np.sort(rng_for(cfg.seed, "fit-frames").choice(len(frames), cfg.max_frames, replace=False))]
+    if len(frames) < cfg.k:
+        raise KoeInputError(f"{cfg.manifest}: only {len(frames)} frames could be featurised, fewer than k={cfg.k}")
+    km = fit_kmeans(frames, cfg.k, cfg.iterations, cfg.seed, cfg.max_points_per_centroid, cfg.init, cfg.nredo)
+
+    import torch
+
+    centroids = torch.from_numpy(km.centroids)
+    sample_labels = assign_units(torch.from_numpy(frames), centroids).numpy()
+    sequences = [dedup_units(assign_units(torch.from_numpy(f), centroids).numpy()) for f in feats]
+    bpe_json = None
+    if cfg.bpe_vocab_size:
+        from koe.units.bpe import train_bpe
+
+        bpe_json = train_bpe((u for u, _ in sequences), cfg.k, cfg.bpe_vocab_size).to_str()
+    spec = UnitTokenizerSpec(
+        features=extractor.spec, num_units=cfg.k,
+        bpe={"vocab_size": cfg.bpe_vocab_size, "file": "bpe.json"} if bpe_json is not None else None,
+        fit={"manifest": str(cfg.manifest), "split": cfg.split, "num_utterances": len(ids),
+             "num_frames": len(frames), "seed": cfg.seed, "iterations": cfg.iterations,
+             "max_points_per_centroid": cfg.max_points_per_centroid, "init": cfg.init, "nredo": cfg.nredo,
+             "inertia": km.inertia},
+    )
+    tok = UnitTokenizer(spec, km.centroids, bpe_json)
+    tok.save(cfg.out_dir)
+    save_config(cfg, cfg.out_dir)
+    num_frames = sum(len(f) for f in feats)
+    report.extra.update({
+        "features": extractor.spec.name, "k": cfg.k, "frames_featurised": num_frames,
+        "frames_used": len(frames), "kmeans_points": km.num_points, "inertia": km.inertia,
+        "inertia_per_frame": km.inertia / len(frames), "kmeans_objective": km.objective,
+        **codebook_usage(sample_labels, cfg.k),
+        "dedup_ratio": round(sum(len(u) for u, _ in sequences) / num_frames, 4),
+        "content_hash": tok.content_hash,
+    })
+    mark_done(cfg.out_dir, key)
+    return report.finish()
+
+
+def _collect_features(cfg: FitConfig, utts: list, extractor: FeatureExtractor,
+                      report: StageReport) -> tuple[list[np.ndarray], list[str]]:
+    """Features of utterances in seeded random order until max_frames; failures listed, not fatal."""
+    order = [utts[i] for i in rng_for(cfg.seed, "fit-order").permutation(len(utts))]
+    groups = duration_groups(order, cfg.batch_s, sort=False)  # extract() sorts each group by length
+    feats: list[np.ndarray] = []
+    ids: list[str] = []
+    num_frames = 0
+    loaded_groups = iter_loaded(order, groups, Path(cfg.manifest).parent, cfg.max_duration_s, threads=4)
+    for loaded, _ in progress(loaded_groups, desc=STAGE, total=len(groups), unit="batch"):
+        report.items_in += len(loaded)
+        good = []
+        for i, wav in loaded:
+            if isinstance(wav, KoeInputError):
+                report.fail(order[i].id, str(wav), order[i].audio_path)
+            else:
+                good.append((i, wav))
+        for (i, _), f in zip(good, extractor.extract([w for _, w in good]), strict=True):
+            feats.append(f.cpu().numpy())
+            num_frames += len(f)
+            ids.append(order[i].id)
+            report.ok()
+        if num_frames >= cfg.max_frames:
+            loaded_groups.close()
+            break
+    if not feats:
+        raise KoeInputError(f"{cfg.manifest}: no utterance could be loaded ({len(report.failures)} failed)")
+    return feats, ids
