@@ -25,7 +25,7 @@ from koe.corpus.config import ImportConfig
 from koe.corpus.manifest import Utterance
 from koe.stage import KoeInputError, StageReport, progress
 
-_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}
+_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".arrow": "arrow"}
 
 
 def load_local_dataset(path: Path) -> dict[str, Any]:
@@ -39,7 +39,8 @@ def load_local_dataset(path: Path) -> dict[str, Any]:
             builder = _BUILDERS.get(path.suffix.lower())
             if builder is None:
                 raise KoeInputError(f"unsupported format: {path}: expected one of {sorted(_BUILDERS)}")
-            ds = datasets.load_dataset(builder, data_files=str(path))
+            extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+            ds = datasets.load_dataset(builder, data_files=str(path), **extra)
         elif (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             ds = datasets.load_from_disk(str(path))
         else:
@@ -114,9 +115,10 @@ def _decode(value: Any, where: str, root: Path) -> tuple[Any, int]:
         path = value.get("path") if isinstance(value, dict) else value
         if not path:
             raise KoeInputError(f"empty: {where}: the audio cell has neither bytes nor a path")
-        source = next((p for p in (Path(path), root / path) if p.is_file()), None)
+        base = root.parent if root.is_file() else root  # paths in a metadata file are relative to its folder
+        source = next((p for p in (Path(path), base / path) if p.is_file()), None)
         if source is None:
-            raise KoeInputError(f"missing audio: {where}: {path} not found (as is or under {root})")
+            raise KoeInputError(f"missing audio: {where}: {path} not found (as is or under {base})")
         source = str(source)
     try:
         data, sr = sf.read(source, dtype="float32", always_2d=True)
