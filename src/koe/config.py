@@ -21,6 +21,11 @@ import yaml
 T = TypeVar("T")
 
 
+class Raw(str):
+    """A command-line value not yet parsed: YAML for lists, numbers and mappings, verbatim for string fields (so
+    `pattern={text}_{speaker}` or `text=yes` stay strings)."""
+
+
 class ConfigError(ValueError):
     """One or more config problems, all listed at once."""
 
@@ -82,7 +87,7 @@ def load_config(cls: type[T], yaml_path: str | Path | None = None, overrides: li
                 problems.append(f"override {item!r}: {p} is not a section")
                 break
         else:
-            node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+            node[leaf] = Raw(raw)
     cfg = _build(cls, values, "", problems)
     if problems:
         raise ConfigError(problems, str(yaml_path) if yaml_path else "command line")
@@ -113,6 +118,8 @@ def _build(cls: type, values: dict, prefix: str, problems: list[str]) -> Any:
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
             sub = values.get(f.name, {})
+            if isinstance(sub, Raw):
+                sub = _parse_raw(sub, dict, (), f"{prefix}{f.name}", problems)
             if not isinstance(sub, dict):
                 problems.append(f"{prefix}{f.name} must be a mapping")
                 sub = {}
@@ -130,6 +137,8 @@ def _coerce(value: Any, kind: Any, name: str, problems: list[str]) -> Any:
     """Check a YAML value against a field type; int->float and str->Path are the only conversions."""
     origin = typing.get_origin(kind)
     args = typing.get_args(kind)
+    if isinstance(value, Raw):
+        value = _parse_raw(value, kind, args, name, problems)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -171,6 +180,20 @@ def _coerce(value: Any, kind: Any, name: str, problems: list[str]) -> Any:
     if (isinstance(kind, type) and not isinstance(value, kind)) or (kind is int and isinstance(value, bool)):
         problems.append(f"{name}={value!r} must be {_type_name(kind)}")
     return value
+
+
+def _parse_raw(raw: Raw, kind: Any, args: tuple, name: str, problems: list[str]) -> Any:
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    if kind in (str, Path) or (union and (set(args) - {type(None)}) <= {str, Path}):
+        if raw in ("null", "None", "~") and type(None) in args:
+            return None
+        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+        return str(yaml.safe_load(raw)) if quoted else str(raw)
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        problems.append(f"{name}={raw!r} is not valid YAML ({str(e).splitlines()[0]})")
+        return str(raw)
 
 
 def to_dict(cfg: Any) -> dict:

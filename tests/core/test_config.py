@@ -62,3 +62,18 @@ def test_save_config_round_trips(tmp_path):
     path = save_config(cfg, tmp_path)
     again = load_config(Example, path)
     assert again == cfg
+
+
+def test_string_fields_take_command_line_text_verbatim():
+    @dataclass
+    class Strings:
+        pattern: str = ""
+        name: str | None = "x"
+        flags: list[str] = field(default_factory=list)
+
+    cfg = load_config(Strings, None, ["pattern={text}_{speaker}_{take}", "name=null", "flags=[a, '{b}']"])
+    assert cfg.pattern == "{text}_{speaker}_{take}" and cfg.name is None and cfg.flags == ["a", "{b}"]
+    cfg = load_config(Strings, None, ["pattern=yes", "name=007"])
+    assert cfg.pattern == "yes" and cfg.name == "007"
+    cfg = load_config(Strings, None, ["pattern='{a}'", 'name="two words"'])
+    assert cfg.pattern == "{a}" and cfg.name == "two words"
