@@ -81,6 +81,11 @@ def run_build(cfg: BuildConfig) -> StageReport:
         _speech_docs(cfg, vocab, speech, pools, counts)
     if "interleaved" in weights:
         _interleaved_docs(cfg, tokenizer, vocab, float(units_meta.frame_rate_hz), speech, pools, report, counts)
+    elif "speech" in weights:
+        report.ok(len(speech))  # every utterance went into a speech-only document
+    unused = report.items_in - report.items_out - len(report.failures)
+    if unused:  # e.g. utterances of a text-only build: not failures, but said rather than silently dropped
+        report.extra["inputs_unused_by_mixture"] = unused
     splits, lengths, mixing = {}, {}, {}
     for split in SPLITS:
         splits[split], lengths[split], mixing[split] = _write_split(cfg, vocab, split, pools[split], weights, counts)
