@@ -36,7 +36,7 @@ def _scaled_down(tmp_path):
     for step in spec["steps"]:
         step.setdefault("options", {}).update(shrink.get(step["name"], {}))
         if step["command"] == "train":
-            step["options"].update(max_steps=3, micro_batch_size=2, max_seq_len=512)
+            step["options"].update(max_steps=3, micro_batch_size=2, max_seq_len=1024)
             step["options"].pop("epochs", None)
             if step["name"] == "train_text_lm":
                 step["options"]["model"].update(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
