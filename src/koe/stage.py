@@ -132,6 +132,25 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def iter_jsonl(path: str | Path, kind: str = "bad-jsonl") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(`file:line`, object) for every non-empty line; KoeInputError("<kind>: file:line: ...") for a missing file,
+    a line that is not JSON or not an object, so every reader of koe's JSONL formats fails the same clear way."""
+    path = Path(path)
+    if not path.exists():
+        raise KoeInputError(f"{kind}: {path}: file not found")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise KoeInputError(f"{kind}: {path}:{lineno}: not JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise KoeInputError(f"{kind}: {path}:{lineno}: not a JSON object")
+            yield f"{path}:{lineno}", obj
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 

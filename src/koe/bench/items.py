@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from koe.stage import KoeInputError, atomic_write_text, write_json
+from koe.stage import KoeInputError, atomic_write_text, iter_jsonl, write_json
 
 SCHEMA_VERSION = 1
 TASKS = ("pair", "cloze", "qa")
@@ -146,17 +146,7 @@ def read_items(bench_dir: str | Path) -> list[BenchItem]:
     path = Path(bench_dir) / ITEMS_FILE
     if not path.exists():
         raise KoeInputError(f"no-bench: {path}: items.jsonl not found (run `koe bench build`)")
-    items = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KoeInputError(f"bad-item: {path}:{lineno}: not JSON ({e.msg})") from None
-            items.append(BenchItem.from_dict(d, f"{path}:{lineno}"))
-    return items
+    return [BenchItem.from_dict(d, where) for where, d in iter_jsonl(path, kind="bad-item")]
 
 
 def read_info(bench_dir: str | Path) -> BenchInfo:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from koe.stage import KoeInputError
+from koe.stage import KoeInputError, iter_jsonl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,14 +149,4 @@ def read_wordlist(path: str | Path) -> list[tuple[str, int | None]]:
 def _jsonl(path: Path):
     if not path.exists():
         raise KoeInputError(f"no-data: {path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KoeInputError(f"bad-jsonl: {path}:{lineno}: not JSON ({e.msg})") from None
-            if not isinstance(d, dict):
-                raise KoeInputError(f"bad-jsonl: {path}:{lineno}: not an object")
-            yield f"{path}:{lineno}", d
+    return iter_jsonl(path)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from koe.stage import KoeInputError, atomic_write_text
+from koe.stage import KoeInputError, atomic_write_text, iter_jsonl
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -91,18 +91,8 @@ def read_manifest(path: str | Path) -> list[Utterance]:
 
 
 def iter_manifest(path: str | Path) -> Iterator[Utterance]:
-    path = Path(path)
-    if not path.exists():
-        raise KoeInputError(f"{path}: manifest not found")
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KoeInputError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-            yield Utterance.from_dict(d, where=f"{path}:{lineno}")
+    for where, d in iter_jsonl(path, kind="bad-manifest"):
+        yield Utterance.from_dict(d, where=where)
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from koe.stage import KoeInputError, atomic_write_text
+from koe.stage import KoeInputError, atomic_write_text, iter_jsonl
 
 
 @dataclasses.dataclass
@@ -42,22 +42,12 @@ class TextItem:
 def read_text_items(path: str | Path) -> list[TextItem]:
     """Read `.jsonl` text items or a plain text file (one item per non-empty line)."""
     path = Path(path)
+    if path.suffix == ".jsonl":
+        return [TextItem.from_dict(d, where) for where, d in iter_jsonl(path, kind="bad-text")]
     if not path.exists():
-        raise KoeInputError(f"{path}: text file not found")
-    items = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if path.suffix == ".jsonl":
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise KoeInputError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-                items.append(TextItem.from_dict(d, f"{path}:{lineno}"))
-            else:
-                items.append(TextItem(id=f"{path.stem}-{lineno:06d}", text=line.strip()))
-    return items
+        raise KoeInputError(f"bad-text: {path}: text file not found")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [TextItem(id=f"{path.stem}-{n:06d}", text=line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def write_text_items(path: str | Path, items: Iterable[TextItem]) -> int:
