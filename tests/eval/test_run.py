@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from eval_helpers import tiny_model, tiny_unit_tokenizer, write_stories
 from transformers import AutoTokenizer
 
@@ -49,6 +50,7 @@ def test_eval_end_to_end(bench, tmp_path):
     out = tmp_path / "eval"
     code = run_command("eval", [str(model), f"bench=[{bench}]", f"unit_tokenizer={units}", f"out_dir={out}",
                                 "device=cpu", "bootstrap=100", "max_new_tokens=4", f"ppl_data={tmp_path / 'data'}"])
+    assert torch.is_grad_enabled(), "eval must not switch autograd off for the rest of the process"
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["benchmarks"]) == {"semantic-sstorycloze", "semantic-tstorycloze", "qa-triviaqa"}

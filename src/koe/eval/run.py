@@ -52,8 +52,8 @@ def _limit(items: list[BenchItem], max_groups: int) -> list[BenchItem]:
     return [it for it in items if it.group in keep]
 
 
+@torch.no_grad()  # scoped: a global switch would leak into whatever runs next in the process (a recipe's training)
 def run_eval(cfg: EvalConfig) -> StageReport:
-    torch.set_grad_enabled(False)
     out_dir = Path(cfg.out_dir)
     report = StageReport("eval", out_dir)
     benches = find_benchmarks(cfg.bench_list)
