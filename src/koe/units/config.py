@@ -3,6 +3,7 @@
     koe units fit data/manifest.jsonl out_dir=tok/mfcc100 features=mfcc k=100
     koe units fit data/manifest.jsonl out_dir=tok/hubert500 features=hf:facebook/hubert-base-ls960@9 k=500
     koe units encode data/manifest.jsonl tokenizer=tok/hubert500 out_dir=units/hubert500 num_workers=4
+    koe units fit data/manifest.jsonl out_dir=tok/syl features=mfcc segmentation=mincut k=500 reduce_to=200
 """
 
 from __future__ import annotations
@@ -22,6 +23,41 @@ def parse_features(text: str) -> tuple[str, str | None, int | None]:
     if not text.startswith("hf:") or not sep or not source or not layer.isdigit():
         raise ValueError(f"features={text!r}: expected mel, mfcc or hf:<hub id or path>@<layer>")
     return "hf", source, int(layer)
+
+
+SEGMENTATIONS = ("none", "mincut", "greedy", "uniform")
+
+
+@dataclass
+class SegmentOptions:
+    """Settings of syllable segmentation (koe.units.segment); defaults tuned to 3-7 tokens/s (docs/units.md)."""
+
+    sec_per_syllable: float = field(
+        default=0.1, metadata={"help": "mincut: a speech region of d seconds is first cut into ceil(d / this) + 1"})
+    merge_threshold: float = field(
+        default=0.5, metadata={"help": "merge adjacent segments while the cosine of their mean features >= this"})
+    greedy_threshold: float = field(
+        default=0.3, metadata={"help": "greedy: start a new segment when cos(frame, segment mean) < this"})
+    max_segment_s: float = field(default=0.7, metadata={"help": "mincut: longest segment before merging"})
+    silence_threshold: float = field(
+        default=0.1, metadata={"help": "speech where the activity (feature L2 norm; log energy for mel/mfcc), "
+                                       "min-max normalised between its 1st and 99th percentiles, exceeds this"})
+    min_silence_s: float = field(default=0.05, metadata={"help": "shorter pauses inside speech are filled in"})
+    min_speech_s: float = field(default=0.03, metadata={"help": "shorter speech runs are treated as silence"})
+    min_segment_s: float = field(
+        default=0.1, metadata={"help": "shorter segments join their more similar neighbour (after the algorithm)"})
+    cmvn: bool = field(default=True, metadata={"help": "normalise each utterance's features to zero mean, unit "
+                                                      "variance before segmenting and pooling"})
+    smooth_s: float = field(default=0.05, metadata={"help": "moving average over this many seconds of frames"})
+    cosine: bool = field(default=True, metadata={"help": "scale frames to unit length: similarities are cosines"})
+
+    def validate(self) -> list[str]:
+        problems = [f"syllables.{k}={v} must be > 0" for k, v in
+                    (("sec_per_syllable", self.sec_per_syllable), ("max_segment_s", self.max_segment_s)) if v <= 0]
+        problems += [f"syllables.{k}={v} must be >= 0" for k, v in
+                     (("min_silence_s", self.min_silence_s), ("min_speech_s", self.min_speech_s),
+                      ("min_segment_s", self.min_segment_s), ("smooth_s", self.smooth_s)) if v < 0]
+        return problems
 
 
 @dataclass
@@ -46,6 +82,12 @@ class FitConfig:
     nredo: int = field(default=1, metadata={"help": "k-means runs from different inits; the lowest inertia is kept"})
     seed: int = field(default=0, metadata={"help": "seed of utterance order, frame sampling and k-means init"})
     bpe_vocab_size: int = field(default=0, metadata={"help": "BPE vocabulary over dedup units (> k); 0 = no BPE"})
+    segmentation: Literal["none", "mincut", "greedy", "uniform"] = field(
+        default="none", metadata={"help": "none = frame units; mincut (SD-HuBERT), greedy (Sylber) or uniform (a "
+                                          "baseline) = one token per syllable-like segment (mean-pooled features)"})
+    syllables: SegmentOptions = field(default_factory=SegmentOptions)
+    reduce_to: int = field(
+        default=0, metadata={"help": "syllables: Ward-agglomerate the k k-means centroids to this many units; 0 = no"})
     split: str | None = field(default="train", metadata={"help": "manifest split to fit on; null = all"})
     chunk_s: float = field(default=30.0, metadata={"help": "HF encoders see audio in chunks of at most this long"})
     batch_s: float = field(default=320.0, metadata={"help": "padded seconds of audio per encoder batch"})
@@ -71,7 +113,11 @@ class FitConfig:
             problems.append("max_points_per_centroid and nredo must be >= 1")
         if self.chunk_s <= 0 or self.batch_s <= 0:
             problems.append("chunk_s and batch_s must be > 0")
-        return problems
+        if self.segmentation not in SEGMENTATIONS:
+            problems.append(f"segmentation={self.segmentation!r}: expected one of {', '.join(SEGMENTATIONS)}")
+        if self.reduce_to and (self.segmentation == "none" or not 2 <= self.reduce_to < self.k):
+            problems.append(f"reduce_to={self.reduce_to} needs a segmentation (not none) and 2 <= reduce_to < k")
+        return problems + self.syllables.validate()
 
 
 @dataclass
@@ -109,3 +155,28 @@ class StatsConfig:
     units_dir: Path = field(metadata={"help": "folder written by `koe units encode` (meta.json + shards)"})
     manifest: Path | None = field(default=None, metadata={"help": "manifest with phones/words for purity and PNMI"})
     out_dir: Path | None = field(default=None, metadata={"help": "where to write the stats (default: units_dir)"})
+
+
+@dataclass
+class PhoneticConfig:
+    """Train the frame phone classifier behind `features=phonetic:<dir>` on a manifest with phone times."""
+
+    manifest: Path = field(metadata={"help": "manifest whose utterances carry phones (from `koe synth` or `koe align`)"})
+    out_dir: Path = field(metadata={"help": "classifier directory to write (phonetic.json, model.safetensors)"})
+    hidden_size: int = field(default=256, metadata={"help": "channels of the dilated convolution stack"})
+    epochs: float = field(default=2.0, metadata={"help": "passes over the training frames"})
+    batch_size: int = field(default=32, metadata={"help": "windows per step"})
+    window_frames: int = field(default=200, metadata={"help": "frames (10 ms each) per training window"})
+    lr: float = field(default=2e-3, metadata={"help": "peak AdamW learning rate (one-cycle schedule)"})
+    heldout_fraction: float = field(default=0.05, metadata={"help": "utterances kept out to report frame accuracy"})
+    split: str | None = field(default="train", metadata={"help": "manifest split to train on; null = all"})
+    max_duration_s: float | None = field(default=600.0, metadata={"help": "longer utterances are listed as failed"})
+    seed: int = field(default=0, metadata={"help": "seed of init, held-out choice and batches"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+
+    def validate(self) -> list[str]:
+        problems = [f"{k}={getattr(self, k)} must be > 0" for k in ("hidden_size", "epochs", "batch_size",
+                                                                      "window_frames", "lr") if getattr(self, k) <= 0]
+        if not 0 < self.heldout_fraction < 1:
+            problems.append(f"heldout_fraction={self.heldout_fraction} must be in (0, 1)")
+        return problems

@@ -141,12 +141,12 @@ def encode_part(job: PartJob, tok: UnitTokenizer | None = None) -> PartResult:
             for i, err in loaded:
                 if isinstance(err, KoeInputError):
                     result.failures.append(Failure(utts[i].id, str(err), str(utts[i].audio_path)))
-            encoded = tok.encode_prepared(prepared) if good else []
-            for (i, wav), (units, durations) in zip(good, encoded, strict=True):
-                records[i] = UnitRecord(utts[i].id, units, durations)
+            encoded = tok.tokenize_prepared(prepared) if good else []
+            for (i, wav), t in zip(good, encoded, strict=True):
+                records[i] = UnitRecord(utts[i].id, t.units, t.durations, t.segments)
                 result.audio_s += len(wav) / TARGET_SAMPLE_RATE_HZ
-                result.frames += int(durations.sum())
-                result.units += len(units)
+                result.frames += int(t.durations.sum())
+                result.units += len(t.units)
             for _ in loaded:
                 next(bar, None)
         result.num_written += write_unit_shard(Path(job.out_dir) / shard_name(index),
@@ -240,6 +240,7 @@ def _finish(cfg: EncodeConfig, report: StageReport, tok: UnitTokenizer, results:
     write_units_meta(cfg.out_dir, UnitsMeta(
         tokenizer_hash=tok.content_hash, tokenizer_dir=str(cfg.tokenizer), num_units=tok.num_units,
         frame_rate_hz=tok.frame_rate_hz, manifest=str(cfg.manifest), num_shards=num_shards,
-        num_utterances=report.items_out))
+        num_utterances=report.items_out, dedup=tok.spec.dedup,
+        segmentation=tok.spec.segmentation["method"] if tok.spec.segmentation else None))
     save_config(cfg, cfg.out_dir)
     mark_done(cfg.out_dir, key)

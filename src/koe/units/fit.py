@@ -4,16 +4,22 @@
     koe units fit data/manifest.jsonl out_dir=tok/h500 features=hf:facebook/hubert-base-ls960@9 k=500
     koe units fit data/manifest.jsonl out_dir=tok/h500bpe features=hf:facebook/hubert-base-ls960@9 k=500 \
         bpe_vocab_size=4000
+    koe units fit data/manifest.jsonl out_dir=tok/syl features=mfcc segmentation=mincut k=500 reduce_to=200
 
 The manifest's `split` utterances are visited in a seeded random order and featurised, whole, until `max_frames`
 frames are in hand; those are subsampled (seeded) to exactly `max_frames`, so the sample spans many files without
 featurising the whole corpus. BPE, when asked for, is trained on the dedup unit sequences of the same utterances.
 The summary (units_fit_summary.json) reports the k-means inertia, frames used, codebook usage on the fit sample
 and the dedup ratio (units per frame).
+
+With `segmentation=mincut|greedy` every featurised utterance (all of them, not the max_frames subsample) is cut
+into syllable-like segments (koe.units.segment); k-means (then, with reduce_to, Ward agglomeration) runs on the
+segments' mean features, and the summary adds the number of segments, tokens per second and segment lengths.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +39,8 @@ STAGE = "units fit"
 
 def run_fit(cfg: FitConfig) -> StageReport:
     report = StageReport(STAGE, cfg.out_dir)
-    key = config_hash({k: v for k, v in to_dict(cfg).items() if k not in ("device", "force")})
+    ignored = ("device", "force") + (("segmentation", "syllables", "reduce_to") if cfg.segmentation == "none" else ())
+    key = config_hash({k: v for k, v in to_dict(cfg).items() if k not in ignored})  # frame fits keep their keys
     if not cfg.force and is_done(cfg.out_dir, key):
         print(f"[{STAGE}] {cfg.out_dir} already holds this fit (force=true to refit)")
         return report
@@ -43,45 +50,98 @@ def run_fit(cfg: FitConfig) -> StageReport:
         raise KoeInputError(f"{cfg.manifest}: no utterances in split {cfg.split!r} (split=null uses all)")
     extractor = build_extractor(cfg.features, cfg.device, batch_s=cfg.batch_s, chunk_s=cfg.chunk_s)
     feats, ids = _collect_features(cfg, utts, extractor, report)
+    fit_info = {"manifest": str(cfg.manifest), "split": cfg.split, "num_utterances": len(ids), "seed": cfg.seed,
+                "iterations": cfg.iterations, "max_points_per_centroid": cfg.max_points_per_centroid,
+                "init": cfg.init, "nredo": cfg.nredo}
+    fitted = _fit_frames(cfg, feats) if cfg.segmentation == "none" else _fit_syllables(cfg, feats, extractor)
+    bpe_json = None
+    if cfg.bpe_vocab_size:
+        from koe.units.bpe import train_bpe
+
+        bpe_json = train_bpe((u for u, _ in fitted.sequences), fitted.num_units, cfg.bpe_vocab_size).to_str()
+    spec = UnitTokenizerSpec(
+        features=extractor.spec, num_units=fitted.num_units, dedup=fitted.segmentation is None,
+        bpe={"vocab_size": cfg.bpe_vocab_size, "file": "bpe.json"} if bpe_json is not None else None,
+        fit={**fit_info, **fitted.fit}, segmentation=fitted.segmentation,
+    )
+    tok = UnitTokenizer(spec, fitted.centroids, bpe_json)
+    tok.save(cfg.out_dir)
+    save_config(cfg, cfg.out_dir)
+    num_frames = sum(len(f) for f in feats)
+    report.extra.update({
+        "features": extractor.spec.name, "k": cfg.k, "num_units": fitted.num_units, "frames_featurised": num_frames,
+        **fitted.extra,
+        "dedup_ratio": round(sum(len(u) for u, _ in fitted.sequences) / num_frames, 4),
+        "content_hash": tok.content_hash,
+    })
+    mark_done(cfg.out_dir, key)
+    return report.finish()
+
+
+@dataclasses.dataclass
+class Fitted:
+    """What a codebook fit hands to run_fit: centroids, the fit sample's token sequences, spec and summary parts."""
+
+    centroids: np.ndarray
+    num_units: int
+    sequences: list[tuple[np.ndarray, np.ndarray]]  # (units, durations) of each featurised utterance
+    fit: dict
+    extra: dict
+    segmentation: dict | None = None
+
+
+def _fit_frames(cfg: FitConfig, feats: list[np.ndarray]) -> Fitted:
+    """k-means on a seeded subsample of max_frames frames; sequences are the dedup frame labels."""
+    import torch
+
     frames = np.concatenate(feats)
     if len(frames) > cfg.max_frames:
         frames = frames[np.sort(rng_for(cfg.seed, "fit-frames").choice(len(frames), cfg.max_frames, replace=False))]
     if len(frames) < cfg.k:
         raise KoeInputError(f"{cfg.manifest}: only {len(frames)} frames could be featurised, fewer than k={cfg.k}")
     km = fit_kmeans(frames, cfg.k, cfg.iterations, cfg.seed, cfg.max_points_per_centroid, cfg.init, cfg.nredo)
-
-    import torch
-
     centroids = torch.from_numpy(km.centroids)
     sample_labels = assign_units(torch.from_numpy(frames), centroids).numpy()
     sequences = [dedup_units(assign_units(torch.from_numpy(f), centroids).numpy()) for f in feats]
-    bpe_json = None
-    if cfg.bpe_vocab_size:
-        from koe.units.bpe import train_bpe
+    return Fitted(km.centroids, cfg.k, sequences, {"num_frames": len(frames), "inertia": km.inertia},
+                  {"frames_used": len(frames), "kmeans_points": km.num_points, "inertia": km.inertia,
+                   "inertia_per_frame": km.inertia / len(frames), "kmeans_objective": km.objective,
+                   **codebook_usage(sample_labels, cfg.k)})
 
-        bpe_json = train_bpe((u for u, _ in sequences), cfg.k, cfg.bpe_vocab_size).to_str()
-    spec = UnitTokenizerSpec(
-        features=extractor.spec, num_units=cfg.k,
-        bpe={"vocab_size": cfg.bpe_vocab_size, "file": "bpe.json"} if bpe_json is not None else None,
-        fit={"manifest": str(cfg.manifest), "split": cfg.split, "num_utterances": len(ids),
-             "num_frames": len(frames), "seed": cfg.seed, "iterations": cfg.iterations,
-             "max_points_per_centroid": cfg.max_points_per_centroid, "init": cfg.init, "nredo": cfg.nredo,
-             "inertia": km.inertia},
-    )
-    tok = UnitTokenizer(spec, km.centroids, bpe_json)
-    tok.save(cfg.out_dir)
-    save_config(cfg, cfg.out_dir)
-    num_frames = sum(len(f) for f in feats)
-    report.extra.update({
-        "features": extractor.spec.name, "k": cfg.k, "frames_featurised": num_frames,
-        "frames_used": len(frames), "kmeans_points": km.num_points, "inertia": km.inertia,
-        "inertia_per_frame": km.inertia / len(frames), "kmeans_objective": km.objective,
-        **codebook_usage(sample_labels, cfg.k),
-        "dedup_ratio": round(sum(len(u) for u, _ in sequences) / num_frames, 4),
-        "content_hash": tok.content_hash,
-    })
-    mark_done(cfg.out_dir, key)
-    return report.finish()
+
+def _fit_syllables(cfg: FitConfig, feats: list[np.ndarray], extractor: FeatureExtractor) -> Fitted:
+    """Segment every featurised utterance, cluster the segments' mean features (k-means [+ Ward])."""
+    import torch
+
+    from koe.units.segment import SegmentParams, segment_features
+    from koe.units.syllables import fit_syllable_codebook, syllable_tokens
+
+    params = SegmentParams(method=cfg.segmentation, **dataclasses.asdict(cfg.syllables))
+    rate = extractor.spec.frame_rate_hz
+    n_mels = extractor.spec.params.get("n_mels", 40)
+    cut = [segment_features(f, extractor.spec.backend, rate, params, n_mels)
+           for f in progress(feats, desc=f"{STAGE}: segment", unit="utt")]
+    pooled = np.concatenate([p for _, p in cut])
+    if len(pooled) < cfg.k:
+        raise KoeInputError(f"{cfg.manifest}: only {len(pooled)} segments were found, fewer than k={cfg.k}")
+    centroids, km = fit_syllable_codebook(pooled, cfg.k, cfg.reduce_to, cfg.iterations, cfg.seed,
+                                          cfg.max_points_per_centroid, cfg.init, cfg.nredo)
+    num_units = len(centroids)
+    labels = assign_units(torch.from_numpy(pooled), torch.from_numpy(centroids)).numpy()
+    per_utt = np.split(labels, np.cumsum([len(p) for _, p in cut])[:-1])
+    sequences = [syllable_tokens(segs, lab, len(f)) for (segs, _), lab, f in zip(cut, per_utt, feats, strict=True)]
+    lengths = np.concatenate([segs[:, 1] - segs[:, 0] for segs, _ in cut]) / rate
+    seconds = sum(len(f) for f in feats) / rate
+    return Fitted(centroids, num_units, sequences,
+                  {"num_segments": len(pooled), "kmeans_k": cfg.k, "reduce_to": cfg.reduce_to,
+                   "inertia": km.inertia},
+                  {"segments": len(pooled), "tokens_per_s": round(len(pooled) / seconds, 3),
+                   "segment_s": {"mean": round(float(lengths.mean()), 4),
+                                 "p5": round(float(np.percentile(lengths, 5)), 4),
+                                 "p95": round(float(np.percentile(lengths, 95)), 4)},
+                   "speech_fraction": round(float(lengths.sum()) / seconds, 4),
+                   "kmeans_points": km.num_points, "inertia": km.inertia, **codebook_usage(labels, num_units)},
+                  segmentation=params.to_dict())
 
 
 def _collect_features(cfg: FitConfig, utts: list, extractor: FeatureExtractor,

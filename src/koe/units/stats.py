@@ -15,7 +15,15 @@ stats_config.yaml and units_stats_summary.json. Numbers:
   each frame gets the label of the span holding its centre, (i + 0.5) / frame_rate_hz; frames outside every span are
   left out (their share is reported). With counts n(label, unit) over the labelled frames:
   purity = sum_u max_l n(l, u) / N (mean over units of max_l P(l|u), weighted by P(u)); cluster purity =
-  sum_l max_u n(l, u) / N; PNMI = I(label; unit) / H(label), as in the HuBERT paper.
+  sum_l max_u n(l, u) / N; PNMI = I(label; unit) / H(label), as in the HuBERT paper. Syllable units label only
+  the frames of their true segments (silence between syllables is left out), and syllables derived from the phones
+  (koe.units.boundaries) are a third label kind.
+- boundaries (koe.units.boundaries): precision, recall, F1, over-segmentation and R-value of the unit boundaries
+  against word and syllable boundaries (50 ms tolerance) and phone boundaries (20 ms). Syllable units' boundaries
+  are the starts and ends of their segments; frame units' are the edges of their dedup runs.
+- speaker invariance (koe.units.invariance): with several speakers per text in the manifest, the mean normalised
+  edit distance between the unit sequences of the same text spoken by different speakers, beside the same for
+  different texts.
 
 An utterance missing from the manifest, or whose frames disagree with its manifest duration (a sign the manifest
 is not the one that was encoded), is listed as failed; its units still count for rates and codebook, with frame
@@ -34,7 +42,9 @@ import numpy as np
 from koe.config import save_config
 from koe.corpus.manifest import Span, Utterance, iter_manifest
 from koe.stage import KoeInputError, StageReport, atomic_write_text, progress, write_json
+from koe.units.boundaries import BoundaryCounts, span_boundaries, syllable_spans
 from koe.units.config import StatsConfig
+from koe.units.invariance import normalize_text, speaker_invariance
 from koe.units.shards import UnitRecord, load_units_meta, read_unit_shards
 
 STAGE = "units stats"
@@ -106,9 +116,10 @@ class _Labels:
         self.frames = 0
 
     def add(self, spans: list[Span], frame_units: np.ndarray, frame_rate_hz: float) -> None:
+        """Count the frames of one utterance; frames whose unit is -1 (between syllables) are left out."""
         span_idx = frame_span_index(spans, len(frame_units), frame_rate_hz)
         ids = np.array([self.vocab.setdefault(label, len(self.vocab)) for label, _, _ in spans] or [0])
-        labels = np.where(span_idx >= 0, ids[np.clip(span_idx, 0, None)], -1)
+        labels = np.where((span_idx >= 0) & (frame_units >= 0), ids[np.clip(span_idx, 0, None)], -1)
         self.pairs.update(pair_counts(labels, frame_units))
         self.labelled += int((labels >= 0).sum())
         self.frames += len(frame_units)
@@ -123,8 +134,14 @@ class _Labels:
 class UnitStats:
     """Streaming accumulator: add records one by one, then `result()`."""
 
-    def __init__(self, num_units: int, frame_rate_hz: float) -> None:
+    def __init__(self, num_units: int, frame_rate_hz: float, invariance_ids: set[str] | None = None) -> None:
+        """invariance_ids: utterances whose units are kept for speaker invariance (texts with several speakers)."""
         self.num_units, self.frame_rate_hz = num_units, frame_rate_hz
+        self.invariance_ids = invariance_ids or set()
+        self.kept: list[tuple[np.ndarray, str, str | None]] = []  # (units, text, speaker) for speaker invariance
+        self.syllables = _Labels()
+        self.boundaries = {"words": BoundaryCounts(0.05), "syllables": BoundaryCounts(0.05),
+                           "phones": BoundaryCounts(0.02)}
         self.frame_counts = np.zeros(num_units, dtype=np.int64)
         self.token_counts = np.zeros(num_units, dtype=np.int64)
         self.seconds = 0.0
@@ -142,12 +159,25 @@ class UnitStats:
         self.num_utterances += 1
         if seconds > 0:
             self.utt_rates.append(len(rec.units) / seconds)
+        if utt is not None and rec.id in self.invariance_ids and utt.text:
+            self.kept.append((rec.units, utt.text, utt.speaker))
         if utt is not None and (utt.phones or utt.words):
+            self._add_alignments(rec, utt, frames)
+
+    def _add_alignments(self, rec: UnitRecord, utt: Utterance, frames: int) -> None:
+        if rec.segments is None:
             frame_units = np.repeat(rec.units, rec.durations)
-            if utt.phones:
-                self.phones.add(utt.phones, frame_units, self.frame_rate_hz)
-            if utt.words:
-                self.words.add(utt.words, frame_units, self.frame_rate_hz)
+            edges = np.concatenate([[0], np.cumsum(rec.durations)])
+        else:
+            frame_units = np.full(frames, -1, dtype=np.int64)
+            for u, (a, b) in zip(rec.units, rec.segments, strict=True):
+                frame_units[a:b] = u
+            edges = np.unique(rec.segments)
+        syllables = syllable_spans(utt.words, utt.phones)
+        for kind, spans in (("phones", utt.phones), ("words", utt.words), ("syllables", syllables)):
+            if spans:
+                getattr(self, kind).add(spans, frame_units, self.frame_rate_hz)
+                self.boundaries[kind].add(edges / self.frame_rate_hz, span_boundaries(spans))
 
     def result(self) -> dict[str, Any]:
         """All numbers as a JSON-ready dict; KoeInputError when no audio was counted (nothing to measure)."""
@@ -180,6 +210,9 @@ class UnitStats:
                                         (("p5", 5), ("p50", 50), ("p95", 95))} | {"mean": float(rates.mean())},
             "phones": self.phones.result(),
             "words": self.words.result(),
+            "syllables": self.syllables.result(),
+            "boundaries": {kind: b.result() for kind, b in self.boundaries.items()},
+            "speaker_invariance": speaker_invariance(*map(list, zip(*self.kept, strict=True))) if self.kept else None,
         }
 
 
@@ -192,7 +225,7 @@ def run_stats(cfg: StatsConfig) -> StageReport:
     report = StageReport(STAGE, out_dir)
     manifest_path = _manifest_path(cfg, meta.manifest)
     utts = {u.id: u for u in iter_manifest(manifest_path)} if manifest_path else {}
-    acc = UnitStats(meta.num_units, meta.frame_rate_hz)
+    acc = UnitStats(meta.num_units, meta.frame_rate_hz, multi_speaker_texts(utts.values()))
     for rec in progress(read_unit_shards(units_dir), desc="units stats", total=meta.num_utterances, unit="utt"):
         report.items_in += 1
         if len(rec.units) and (rec.units.min() < 0 or rec.units.max() >= meta.num_units):
@@ -212,7 +245,21 @@ def run_stats(cfg: StatsConfig) -> StageReport:
     report.extra.update({k: stats[k] for k in ("token_rate_hz", "bitrate_bps", "codebook_usage", "perplexity")})
     if stats["phones"]:
         report.extra["phone_pnmi"] = stats["phones"]["pnmi"]
+    for kind in ("words", "syllables"):
+        if stats["boundaries"][kind]:
+            report.extra[f"{kind}_boundary_f1"] = stats["boundaries"][kind]["f1"]
+    if stats["speaker_invariance"]:
+        report.extra["same_text_ned"] = stats["speaker_invariance"]["same_text_ned"]
     return report.finish()
+
+
+def multi_speaker_texts(utts) -> set[str]:
+    """Ids of utterances whose normalised text is spoken by at least two speakers (speaker invariance pairs)."""
+    speakers: dict[str, set] = {}
+    for u in utts:
+        if u.text:
+            speakers.setdefault(normalize_text(u.text), set()).add(u.speaker)
+    return {u.id for u in utts if u.text and len(speakers[normalize_text(u.text)]) > 1}
 
 
 def _manifest_path(cfg: StatsConfig, encoded_from: str) -> Path | None:
@@ -253,7 +300,7 @@ def render_markdown(stats: dict[str, Any]) -> str:
         ("perplexity over dedup tokens", _fmt(stats["perplexity"], 1)),
         ("perplexity over frames", _fmt(stats["frame_perplexity"], 1)),
     ]
-    for kind in ("phones", "words"):
+    for kind in ("phones", "words", "syllables"):
         s = stats[kind]
         if s:
             rows += [
@@ -262,6 +309,14 @@ def render_markdown(stats: dict[str, Any]) -> str:
                 (f"{kind}: PNMI", _fmt(s["pnmi"], 3)),
                 (f"{kind}: labelled frames", f"{_fmt(s['labelled_fraction'], 3)} of frames, {s['num_labels']} labels"),
             ]
+    for kind, b in stats["boundaries"].items():
+        if b:
+            rows.append((f"{kind}: boundaries P / R / F1 / R-value (+-{b['tolerance_s'] * 1000:g} ms)",
+                         " / ".join(_fmt(b[k], 3) for k in ("precision", "recall", "f1", "r_value"))))
+    inv = stats["speaker_invariance"]
+    if inv:
+        rows.append(("speaker invariance: edit distance same text / different text",
+                     f"{_fmt(inv['same_text_ned'], 3)} / {_fmt(inv['different_text_ned'], 3)} ({inv['pairs']} pairs)"))
     body = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return f"# Unit statistics: {stats['units_dir']}\n\n| metric | value |\n|---|---|\n{body}\n"
 

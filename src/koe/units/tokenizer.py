@@ -14,6 +14,10 @@ Directory (written by `koe units fit`, read by `koe units encode`, `koe data bui
     centroids.npy         float32 [num_units, dim]
     bpe.json              optional `tokenizers` BPE over unit characters (bpe: {"vocab_size", "file"})
 
+Syllable tokenizers (`koe units fit segmentation=mincut|greedy`) add a "segmentation" section (koe.units.segment
+SegmentParams): frames are cut into syllable-like segments, each segment's mean feature gets the nearest centroid,
+and repeats are kept (`dedup` false). Frame tokenizers have no such key, so their JSON and hash are unchanged.
+
 content_hash = first 16 hex of sha256(spec JSON without the hash + centroid bytes + bpe.json bytes); it changes
 whenever anything that changes the units changes, and `load` refuses a directory whose files no longer match it.
 """
@@ -52,6 +56,16 @@ def expand_units(units: np.ndarray, durations: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
+class Tokens:
+    """One utterance's tokens: ids, frames per token (summing to the utterance's frames) and, for syllable units,
+    the true [start, end) frames of each token's segment (int32 [M, 2]; None for frame units)."""
+
+    units: np.ndarray
+    durations: np.ndarray
+    segments: np.ndarray | None = None
+
+
+@dataclasses.dataclass
 class UnitTokenizerSpec:
     """The contents of unit_tokenizer.json."""
 
@@ -62,9 +76,13 @@ class UnitTokenizerSpec:
     fit: dict[str, Any] = dataclasses.field(default_factory=dict)  # manifest, num_frames, seed, iterations, ...
     content_hash: str = ""
     schema_version: int = SCHEMA_VERSION
+    segmentation: dict[str, Any] | None = None  # SegmentParams of a syllable tokenizer; None = frame units
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "features": self.features.to_dict()}
+        d = {**dataclasses.asdict(self), "features": self.features.to_dict()}
+        if d["segmentation"] is None:  # frame tokenizers keep the JSON (and content hash) they always had
+            del d["segmentation"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = SPEC_FILE) -> UnitTokenizerSpec:
@@ -159,9 +177,45 @@ class UnitTokenizer:
             self._extractor = build_extractor(self.spec.features, self.device, batch_s=self.batch_s)
         return self._extractor
 
+    @property
+    def segment_params(self):
+        """koe.units.segment.SegmentParams of a syllable tokenizer, None for frame units."""
+        if self.spec.segmentation is None:
+            return None
+        from koe.units.segment import SegmentParams
+
+        return SegmentParams.from_dict(self.spec.segmentation)
+
     def frame_units(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
-        """Frame-level unit labels (before dedup), int32, one array per 16 kHz input."""
-        return self._labels(self.extractor.extract([np.asarray(w, dtype=np.float32) for w in wavs]))
+        """Frame-level unit labels (before dedup; syllable ids repeated over their durations), one array per input."""
+        return [expand_units(t.units, t.durations) for t in self.tokenize(wavs)]
+
+    def tokenize(self, wavs: list[np.ndarray]) -> list[Tokens]:
+        """Tokens of each 16 kHz mono float32 input."""
+        return self.tokenize_features(self.extractor.extract([np.asarray(w, dtype=np.float32) for w in wavs]))
+
+    def tokenize_prepared(self, prepared: Prepared) -> list[Tokens]:
+        """The device half of `tokenize` (see `prepare`)."""
+        return self.tokenize_features(self.extractor.run(prepared))
+
+    def tokenize_features(self, feats: list) -> list[Tokens]:
+        """Tokens from feature tensors [frames, dim]: dedup frame labels, or pooled syllable segments."""
+        params = self.segment_params
+        if params is None:
+            return [Tokens(*dedup_units(f)) for f in self._labels(feats)]
+        import torch
+
+        from koe.units.segment import segment_features
+        from koe.units.syllables import syllable_tokens
+
+        spec = self.spec.features
+        cut = [segment_features(f.float().cpu().numpy(), spec.backend, spec.frame_rate_hz, params,
+                                spec.params.get("n_mels", 40)) for f in feats]
+        labels = self._labels([torch.from_numpy(pooled) for _, pooled in cut])
+        out = []
+        for f, (segs, _), lab in zip(feats, cut, labels, strict=True):
+            out.append(Tokens(*syllable_tokens(segs, lab, len(f)), segs.astype(np.int32)))
+        return out
 
     def prepare(self, wavs: list[np.ndarray]) -> Prepared:
         """The CPU half of encode_batch (chunk, sort, pad), safe to run in a loader thread once `extractor` exists."""
@@ -169,7 +223,7 @@ class UnitTokenizer:
 
     def encode_prepared(self, prepared: Prepared) -> list[tuple[np.ndarray, np.ndarray]]:
         """The device half of encode_batch."""
-        return [dedup_units(f) for f in self._labels(self.extractor.run(prepared))]
+        return [(t.units, t.durations) for t in self.tokenize_prepared(prepared)]
 
     def _labels(self, feats: list) -> list[np.ndarray]:
         import torch
@@ -190,7 +244,7 @@ class UnitTokenizer:
             import soxr
 
             wavs = [soxr.resample(w, sample_rate_hz, TARGET_SAMPLE_RATE_HZ, quality="HQ") for w in wavs]
-        return [dedup_units(f) for f in self.frame_units([np.asarray(w, dtype=np.float32) for w in wavs])]
+        return [(t.units, t.durations) for t in self.tokenize(wavs)]
 
     def encode_audio(self, wav: np.ndarray, sample_rate_hz: int = TARGET_SAMPLE_RATE_HZ
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -221,3 +275,4 @@ class UnitTokenizer:
         from koe.units.bpe import bpe_decode
 
         return bpe_decode(self.bpe, ids)
+
