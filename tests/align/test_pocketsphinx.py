@@ -13,6 +13,7 @@ import soundfile as sf
 from koe.align.config import AlignConfig
 from koe.align.g2p import arpabet_from_espeak, pronounce_word
 from koe.align.mismatch import MismatchRule, detect_mismatches
+from koe.align.pauses import quiet_runs, split_at_quiet
 from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner
 from koe.align.run import run_align
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
@@ -52,6 +53,46 @@ def test_espeak_word_boundaries_are_accurate(aligner: PocketsphinxAligner) -> No
     errors_ms = np.array(errors) * 1000
     assert np.median(errors_ms) <= 15
     assert (errors_ms <= 50).mean() >= 0.9
+
+
+@pytest.mark.parametrize(("text", "voice"), [
+    # digital silence in the stop closures: without dither "catch" ended 179 ms and "pink" 127 ms early
+    ("A rod is used to catch pink salmon.", "en-us"),
+    # breathy noise in the pause and after the speech: without the quiet-run split "flame" ended 95 ms and "heat"
+    # 59 ms late
+    ("Smoky fires lack flame and heat.", "en-us+f3"),
+])
+def test_refinements_keep_every_boundary_within_50ms(aligner: PocketsphinxAligner, text: str, voice: str) -> None:
+    syn = synthesize(text, voice=voice, rate_wpm=175, pitch=50)
+    result = aligner.align(syn.audio, [w for w, _, _ in syn.words])
+    errors = [abs(a - b) for (_, *t), (_, *r) in zip(syn.words, result.words, strict=True)
+              for a, b in zip(t, r, strict=True)]
+    assert max(errors) <= 0.05, list(zip(syn.words, result.words, strict=True))
+
+
+def test_quiet_runs_are_pauses_and_edges_not_stop_closures() -> None:
+    rate = 16000
+    tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(int(0.3 * rate)) / rate)
+    hiss = np.random.default_rng(0).normal(0, 0.3 * 10 ** (-45 / 20), int(0.12 * rate))  # 45 dB down: a pause
+    closure = np.zeros(int(0.05 * rate))  # as quiet, but a stop closure's length
+    audio = np.concatenate([tone, closure, tone, hiss, tone, np.zeros(int(0.04 * rate))]).astype(np.float32)
+    runs = quiet_runs(audio, rate, frame_s=0.01, offset_s=0.0078)
+    assert len(runs) == 2
+    (pause_start, pause_end), (tail_start, tail_end) = runs
+    # layout (s): tone 0-0.3, closure 0.3-0.35, tone 0.35-0.65, hiss 0.65-0.77, tone 0.77-1.07, zeros 1.07-1.11
+    assert pause_start >= 0.64 and pause_end <= 0.78 and pause_end - pause_start >= 0.1
+    assert tail_start >= 1.06 and tail_end <= len(audio) / rate
+
+
+def test_split_at_quiet_moves_word_edges_out_of_the_run() -> None:
+    words = [("a", 0.1, 0.5), ("b", 0.5, 0.9), ("c", 0.9, 1.4)]
+    phones = [("a1", 0.1, 0.3), ("a2", 0.3, 0.5), ("b1", 0.5, 0.9), ("c1", 0.9, 1.0), ("c2", 1.0, 1.4)]
+    split_at_quiet(words, phones, [(0.42, 0.56), (1.1, 1.2), (0.0, 0.05)])
+    assert words == [("a", 0.1, 0.42), ("b", 0.56, 0.9), ("c", 0.9, 1.4)]  # the run inside "c" is a closure
+    assert phones[1] == ("a2", 0.3, 0.42) and phones[2] == ("b1", 0.56, 0.9)
+    words, phones = [("d", 0.0, 0.4)], [("d1", 0.0, 0.1), ("d2", 0.1, 0.4)]
+    split_at_quiet(words, phones, [(0.05, 0.5)])  # the last phone keeps 10 ms, never vanishes
+    assert words == [("d", 0.0, 0.11)] and phones == [("d1", 0.0, 0.1), ("d2", 0.1, 0.11)]
 
 
 def test_run_align_writes_times_and_handles_oov_words(tmp_path: Path) -> None:

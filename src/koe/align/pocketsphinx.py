@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from koe.align.pauses import quiet_runs, split_at_quiet
 from koe.audio import TARGET_SAMPLE_RATE_HZ
 from koe.corpus.manifest import Span
 from koe.stage import KoeInputError
@@ -33,6 +34,11 @@ FRAME_S = 0.01  # pocketsphinx's frame shift (100 frames per second)
 # midway between their window centres: k * 10 ms + (25.625 - 10) / 2 ms. Without this shift boundaries came out
 # 10 ms early on espeak speech (median signed error), with it 2 ms early.
 BOUNDARY_OFFSET_S = 0.0078
+# Gaussian noise added before decoding, in 16-bit steps (std), seeded the same for every utterance. Synthetic speech
+# (espeak) has stretches of exact digital zeros, whose log energies lie far outside anything the acoustic model saw
+# and, through the utterance's cepstral mean, shift every other frame too; Kaldi dithers (1.0) for the same reason.
+# 3 steps (-80 dBFS) is far below the noise floor of real recordings. Measured effect: docs/align.md.
+DITHER_STD = 3.0
 MIN_FRAMES_PER_PHONE = 3  # the en-us model's 3-state left-to-right HMMs cannot skip a state
 _VARIANT = re.compile(r"\(\d+\)$")
 _NON_WORDS = {"<sil>", "<s>", "</s>", "(NULL)", "[NOISE]", "++NOISE++", "++BREATH++"}
@@ -115,7 +121,7 @@ class PocketsphinxAligner:
         missing = [w for w in words if self.decoder.lookup_word(w) is None]
         if missing:
             raise KoeInputError(f"oov: no pronunciation for {missing[:5]}")
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        pcm = _pcm16(audio)
         try:
             self.decoder.set_align_text(" ".join(words))
             self._decode(pcm)
@@ -129,6 +135,8 @@ class PocketsphinxAligner:
         if alignment is None:
             raise KoeInputError("align-failed: pocketsphinx gave no phone alignment")
         result = _collect(alignment, self.decoder.n_frames(), len(words))
+        pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
+        split_at_quiet(result.words, result.phones, pauses)
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)
         return result
 
@@ -136,6 +144,12 @@ class PocketsphinxAligner:
         self.decoder.start_utt()
         self.decoder.process_raw(pcm, full_utt=True)
         self.decoder.end_utt()
+
+
+def _pcm16(audio: np.ndarray) -> bytes:
+    """16-bit PCM for pocketsphinx, dithered (DITHER_STD) with a fixed seed so a result never depends on run order."""
+    noise = np.random.default_rng(0).normal(0.0, DITHER_STD, audio.size)
+    return np.clip(np.rint(audio * 32767 + noise), -32768, 32767).astype("<i2").tobytes()
 
 
 def _collect(alignment, num_frames: int, expected_words: int) -> AlignResult:
@@ -173,7 +187,7 @@ def _close_short_gaps(result: AlignResult, min_pause_s: float, duration_s: float
     for i in range(len(words) - 1):
         label, start, end = words[i]
         next_start = words[i + 1][1]
-        if 0 < next_start - end < min_pause_s:
+        if 0 < next_start - end < min_pause_s - 1e-6:  # a gap of exactly min_pause_s (float sums) is a pause
             words[i] = (label, start, next_start)
             j = ends.get(round(end, 4))
             if j is not None:

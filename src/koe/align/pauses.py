@@ -1,0 +1,85 @@
+"""Pauses an acoustic model absorbed into words, found from the audio's energy and cut back out of the words.
+
+    runs = quiet_runs(audio, 16000, frame_s=0.01, offset_s=0.0078)   # [(start_s, end_s), ...] of near-silence
+    split_at_quiet(words, phones, runs)                               # in place: word edges inside a run move out
+
+pocketsphinx lets a word run on into a following pause, or start early inside a preceding one, when the pause does
+not look like its silence model: espeak's breathy voices (`en-us+f3`) fill pauses and the end of the audio with
+noise 40-60 dB below the vowels, which a nasal or a vowel fits better than silence ("flame [pause] and": "flame"
+ended 95 ms late; "pants, and": "and" started 92 ms early), and on clean studio speech (cathy_arctic) the last word
+of an utterance sometimes ends 40-100 ms into the trailing silence. A stretch of audio far below the utterance's loud
+frames and longer than a stop closure is a pause, whatever the acoustic model says; one that reaches the start or
+the end of the audio is silence before or after the speech. Measured effect: docs/align.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from koe.corpus.manifest import Span
+
+QUIET_BELOW_DB = 35.0  # a frame is quiet when its energy is this far below the utterance's loud frames (95th pct)
+LOUD_PERCENTILE = 95
+# Runs shorter than this inside the speech are left alone: stop closures are quiet too (espeak 40-60 ms of digital
+# silence). At the audio's start or end any run of EDGE_RUN_S is leading or trailing silence.
+MIN_RUN_S = 0.08
+EDGE_RUN_S = 0.03
+MIN_PHONE_S = 0.01  # a trimmed word keeps at least this much of its first / last phone
+_EPS = 1e-6
+
+
+def quiet_runs(
+    audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s: float
+) -> list[tuple[float, float]]:
+    """Quiet stretches of `audio` in seconds, on the aligner's boundary grid `k * frame_s + offset_s`.
+
+    Frame k is the audio between grid points k and k + 1, so a run's ends are times an aligner boundary can take.
+    """
+    hop = round(frame_s * sample_rate_hz)
+    first = round(offset_s * sample_rate_hz)
+    n = max(0, (len(audio) - first) // hop)
+    if n == 0:
+        return []
+    frames = audio[first:first + n * hop].astype(np.float64).reshape(n, hop)
+    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    quiet = energy_db < np.percentile(energy_db, LOUD_PERCENTILE) - QUIET_BELOW_DB
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    runs = []
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        at_edge = a == 0 or b == n
+        if (b - a) * frame_s >= (EDGE_RUN_S if at_edge else MIN_RUN_S) - _EPS:
+            runs.append((round(float(a) * frame_s + offset_s, 4), round(float(b) * frame_s + offset_s, 4)))
+    return runs
+
+
+def split_at_quiet(words: list[Span], phones: list[Span], runs: list[tuple[float, float]]) -> None:
+    """Move a word's end back to the start of a quiet run its tail lies in, and its start forward to the end of one
+    its head lies in; the first / last phone moves with it. A run inside a word (not touching either edge) and a
+    word wholly inside a run are left alone. `phones` lists each word's phones in order, within the word's span."""
+    spans = _phone_ranges(words, phones)
+    for run_start, run_end in runs:
+        for i, (label, start, end) in enumerate(words):
+            first, last = spans[i]
+            if start < run_start < end <= run_end + _EPS:
+                new_end = max(run_start, round(phones[last][1] + MIN_PHONE_S, 4))
+                if new_end < end:
+                    words[i] = (label, start, new_end)
+                    phones[last] = (phones[last][0], phones[last][1], new_end)
+            elif run_start - _EPS <= start < run_end < end:
+                new_start = min(run_end, round(phones[first][2] - MIN_PHONE_S, 4))
+                if new_start > start:
+                    words[i] = (label, new_start, end)
+                    phones[first] = (phones[first][0], new_start, phones[first][2])
+
+
+def _phone_ranges(words: list[Span], phones: list[Span]) -> list[tuple[int, int]]:
+    """(first, last) index into `phones` of each word's phones."""
+    ranges, p = [], 0
+    for _, _, end in words:
+        first = p
+        while p < len(phones) and phones[p][2] <= end + _EPS:
+            p += 1
+        if p == first:
+            raise ValueError(f"word ending at {end} s has no phones")
+        ranges.append((first, p - 1))
+    return ranges
