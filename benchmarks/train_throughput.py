@@ -1,25 +1,38 @@
-"""Training-step throughput: koe's step against a plain transformers loop, same model, same tokens, same process.
+"""Training-step throughput: koe's step against a plain transformers loop, same model shape, same tokens, one process.
 
-    python benchmarks/train_throughput.py                 # Qwen2.5-0.5B shape, packed seq 2048, bf16, on a GPU
-    python benchmarks/train_throughput.py --small         # a tiny shape on CPU in a few seconds (a smoke test)
+    python benchmarks/train_throughput.py                          # both shapes, every variant, on a GPU
+    python benchmarks/train_throughput.py --variants plain,koe     # a subset
+    python benchmarks/train_throughput.py --small                  # a tiny shape on CPU in seconds (a smoke test)
 
-The model is a randomly initialised Qwen2Config with Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14 heads, 2 KV
-heads, MLP 4864, tied embeddings) and a vocabulary of 151,936 text ids + 500 units + 2 markers. Both loops train fp32
-master weights under bf16 autocast with AdamW on the same packed rows:
+Models are randomly initialised Qwen2Configs with Qwen2.5-0.5B's body (hidden 896, 24 layers, 14 heads, 2 KV heads,
+MLP 4864, tied embeddings) and two vocabularies: text+units (151,936 text ids + 500 units + 2 markers, ~494M
+parameters) and units-only (500 units + markers, ~358M, the published single-GPU recipe's shape). Rows are packed
+documents of 64..2048 tokens (koe.train.packing); each step takes the next of 8 different batches, so compiled
+graphs see changing document boundaries as in training. Every loop keeps fp32 master weights under bf16 autocast.
 
-- koe: koe.train.loss.forward_backward through accelerate, per-document position_ids (flash-attention 2 varlen
-  when installed, else SDPA with transformers' block-causal mask), fused AdamW;
-- plain: `model(input_ids, labels=input_ids)` with SDPA causal attention over the whole row, AdamW defaults.
+Variants (`--variants`, comma-separated; each is a fresh model):
+- plain: `model(input_ids, labels=input_ids)`, eager, SDPA causal over whole rows (documents see each other),
+  torch.optim.AdamW defaults, torch clip_grad_norm_ (the baseline of the performance issue);
+- koe: koe's default GPU path: the loss inside koe.train.loss.LossModel, compiled with the model, through
+  accelerate; varlen flash attention from document boundaries (koe.train.attention); fused AdamW;
+- koe-eager (no compile), koe-chunked (chunked linear cross-entropy, koe.train.fused), koe-eager-chunked,
+  koe-sdpa / koe-flex (transformers' packed-sequence mask with SDPA / flex_attention), koe-mb16 (16 rows per
+  step): koe with one thing changed.
 
-Printed per loop: tokens/s, model TFLOP/s, MFU against --peak-tflops (PaLM-style 6N + attention FLOPs, see
-koe.train.metrics; each loop is credited with the attention it actually computes) and peak GPU memory.
+FLOPs: every loop is credited with the same work for the same tokens, koe.train.metrics.FlopCounter with the
+documents' own lengths (6 x matmul params x tokens + 12 x layers x hidden x sum of squared document lengths), so
+TFLOP/s and MFU compare as tokens/s do. MFU is against --peak-tflops, which defaults to the bf16 matmul rate this
+script measures on the card first (8192^3, random data). Prints one table; --json writes the rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
+import json
 import time
+import traceback
 
 import numpy as np
 import torch
@@ -30,82 +43,88 @@ from koe.train.config import OptimConfig
 from koe.train.metrics import FlopCounter, segment_sq_sum
 from koe.train.packing import pack_documents
 
-QWEN_05B = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-                intermediate_size=4864, vocab_size=round_up(151_936 + 500 + 2, 64))
-SMALL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-             intermediate_size=128, vocab_size=round_up(1000 + 500 + 2, 64))
+BODY = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+            intermediate_size=4864)
+SHAPES = {"text+units": dict(BODY, vocab_size=round_up(151_936 + 500 + 2, 64)),
+          "units": dict(BODY, vocab_size=round_up(500 + 4, 64))}
+SMALL = {"small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       intermediate_size=128, vocab_size=round_up(1000 + 500 + 2, 64))}
+VARIANTS = {  # name: (attention, compile, fused loss, micro-batch factor)
+    "koe": ("auto", True, False, 1), "koe-eager": ("auto", False, False, 1), "koe-chunked": ("auto", True, True, 1),
+    "koe-eager-chunked": ("auto", False, True, 1), "koe-sdpa": ("sdpa", True, False, 1),
+    "koe-flex": ("flex_attention", True, False, 1), "koe-mb16": ("auto", True, False, 2),
+}
 
 
-def make_rows(n_rows: int, seq_len: int, vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random documents of 64..seq_len tokens, packed by koe into `n_rows` rows."""
+def make_batches(n_batches: int, n_rows: int, seq_len: int, vocab: int, seed: int = 0) -> list[dict]:
+    """`n_batches` batches of `n_rows` packed rows of random documents of 64..seq_len tokens."""
     rng = np.random.default_rng(seed)
-    lengths = []
-    while sum(lengths) < n_rows * seq_len:
+    lengths: list[int] = []
+    while sum(lengths) < n_batches * n_rows * seq_len:
         lengths.append(int(rng.integers(64, seq_len)))
     tokens = rng.integers(0, vocab, size=sum(lengths)).astype(np.uint32)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    packed = pack_documents(tokens, np.zeros(len(tokens), np.uint8), offsets, seq_len, pad_id=0)
-    return {k: torch.from_numpy(v[:n_rows].astype(np.int64)) for k, v in packed.items()}
+    modality = np.ones(len(tokens), np.uint8)
+    packed = pack_documents(tokens, modality, offsets, seq_len, pad_id=0)
+    rows = {k: torch.from_numpy(v.astype(np.int64)) for k, v in packed.items()}
+    return [{k: v[i * n_rows:(i + 1) * n_rows] for k, v in rows.items()} for i in range(n_batches)]
 
 
 def build_model(shape: dict, attn: str, seq_len: int) -> torch.nn.Module:
     torch.manual_seed(0)
-    config = Qwen2Config(**shape, tie_word_embeddings=True, max_position_embeddings=max(seq_len, 128))
+    config = Qwen2Config(**copy.deepcopy(shape), tie_word_embeddings=True, max_position_embeddings=max(seq_len, 128))
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn, dtype=torch.float32)
 
 
-def koe_loop(shape, rows, args, device) -> tuple[float, float, torch.nn.Module]:
+def koe_step(shape: dict, args, device, attn: str, compile_: bool, fused: bool):
+    """koe's training step as `koe train` runs it (forward_backward, accelerate, clip, fused AdamW)."""
     from accelerate import Accelerator
 
-    from koe.train.loss import forward_backward
+    from koe.train.loss import LossModel, forward_backward
     from koe.train.optim import build_optimizer
 
     accelerator = Accelerator(mixed_precision=args.precision, cpu=device.type == "cpu")
-    attn = resolve_attn_implementation(args.attn) if device.type == "cuda" else "sdpa"
-    model = build_model(shape, attn, args.seq_len)
+    model = build_model(shape, resolve_attn_implementation(attn), args.seq_len)
     optimizer, _ = build_optimizer(model, OptimConfig(lr=1e-4), fused=device.type == "cuda")
-    flops = FlopCounter.from_model(model)
-    if args.compile:
-        model = torch.compile(model)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    sq = segment_sq_sum(rows["position_ids"])
+    loss_model = LossModel(model, fused=fused)
+    if compile_:
+        loss_model = torch.compile(loss_model)
+    loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
 
-    def step():
-        forward_backward(model, [rows], accelerator)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+    def step(batch):
+        forward_backward(loss_model, [batch], accelerator)
+        accelerator.clip_grad_norm_(loss_model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    seconds = _time(step, args, device)
-    return seconds, flops.step_flops(rows["input_ids"].numel(), sq), model
+    return step, model
 
 
-def plain_loop(shape, rows, args, device) -> tuple[float, float, torch.nn.Module]:
+def plain_step(shape: dict, args, device):
+    """The baseline: a plain transformers loop (labels=input_ids), eager, SDPA, default AdamW."""
     model = build_model(shape, "sdpa", args.seq_len).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    flops = FlopCounter.from_model(model)
-    ids = rows["input_ids"].to(device)
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
-    def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"):
+    def step(batch):
+        ids = batch["input_ids"].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    seconds = _time(step, args, device)
-    return seconds, flops.step_flops(ids.numel(), ids.shape[0] * ids.shape[1] ** 2), model
+    return step, model
 
 
-def _time(step, args, device) -> float:
-    for _ in range(args.warmup):
-        step()
+def time_steps(step, batches: list[dict], args, device) -> float:
+    """Seconds per step: warm-up steps (compilation, recompilation for new boundaries) untimed, then the mean."""
+    for i in range(args.warmup):
+        step(batches[i % len(batches)])
     _sync(device)
     t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
+    for i in range(args.steps):
+        step(batches[(args.warmup + i) % len(batches)])
     _sync(device)
     return (time.perf_counter() - t0) / args.steps
 
@@ -115,44 +134,96 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def measure_peak_tflops() -> float:
+    """bf16 matmul rate of the card (8192^3, random inputs, median of 20 after warm-up)."""
+    a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    times = []
+    for i in range(25):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        end.synchronize()
+        if i >= 5:
+            times.append(start.elapsed_time(end) / 1e3)
+    return 2 * 8192**3 / float(np.median(times)) / 1e12
+
+
+def run_variant(name: str, shape_name: str, shape: dict, args, device, peak: float) -> dict:
+    attn, compile_, fused, factor = VARIANTS.get(name, ("sdpa", False, False, 1))
+    batches = make_batches(8, args.micro_batch * factor, args.seq_len, shape["vocab_size"])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t_build = time.perf_counter()
+    step, model = plain_step(shape, args, device) if name == "plain" else \
+        koe_step(shape, args, device, attn, compile_ and device.type == "cuda", fused)
+    flops = FlopCounter.from_model(model)
+    params = sum(p.numel() for p in model.parameters())
+    seconds = time_steps(step, batches, args, device)
+    warm_s = time.perf_counter() - t_build - seconds * args.steps
+    order = [(args.warmup + i) % len(batches) for i in range(args.steps)]
+    step_flops = np.mean([flops.step_flops(batches[i]["input_ids"].numel(), segment_sq_sum(batches[i]["position_ids"]))
+                          for i in order])
+    tokens = batches[0]["input_ids"].numel()
+    peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    tflops = step_flops / seconds / 1e12
+    return {"shape": shape_name, "variant": name, "params_m": params / 1e6, "rows": batches[0]["input_ids"].shape[0],
+            "tokens_per_s": tokens / seconds, "tflops": tflops, "mfu": tflops / peak, "peak_gib": peak_mem,
+            "step_ms": seconds * 1e3, "warmup_s": warm_s}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small", action="store_true", help="tiny shape on CPU, fp32")
+    p.add_argument("--shapes", default="text+units,units")
+    p.add_argument("--variants", default="plain,koe,koe-eager,koe-chunked,koe-eager-chunked,koe-sdpa,koe-flex,koe-mb16")
+    p.add_argument("--units-variants", default="plain,koe", help="variants for the units-only shape")
     p.add_argument("--seq-len", type=int, default=2048)
-    p.add_argument("--micro-batch", type=int, default=4)
+    p.add_argument("--micro-batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--peak-tflops", type=float, default=989.0, help="per-GPU peak (H100 SXM bf16 dense: 989)")
-    p.add_argument("--compile", action="store_true", help="torch.compile koe's model")
-    p.add_argument("--attn", default="auto", choices=["auto", "sdpa", "flex_attention", "flash_attention_2"],
-                   help="koe's attention (auto: flash-attention 2 when installed, else SDPA)")
-    p.add_argument("--skip-plain", action="store_true", help="time only koe's loop")
+    p.add_argument("--warmup", type=int, default=4)
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="per-GPU bf16 peak (0 = measure it)")
+    p.add_argument("--json", default="", help="write the rows here")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.small else "cpu")
-    shape = QWEN_05B
+    shapes = {k: SHAPES[k] for k in args.shapes.split(",")}
     args.precision = "bf16"
     if args.small:
-        shape, args.seq_len, args.micro_batch, args.steps, args.warmup, args.precision = SMALL, 256, 2, 3, 1, "no"
+        shapes, args.seq_len, args.micro_batch, args.steps, args.warmup, args.precision = SMALL, 256, 2, 3, 2, "no"
         torch.set_num_threads(1)
-    elif device.type == "cuda":
+    else:
         torch.set_float32_matmul_precision("high")
-    rows = make_rows(args.micro_batch, args.seq_len, shape["vocab_size"])
-    tokens = rows["input_ids"].numel()
-    print(f"device={device} shape={shape} seq_len={args.seq_len} micro_batch={args.micro_batch} "
-          f"precision={args.precision} steps={args.steps} koe_attn={args.attn} compile={args.compile}")
-    print(f"{'loop':<6} {'tokens/s':>10} {'TFLOP/s':>9} {'MFU':>7} {'peak GiB':>9}")
-    loops = [("koe", koe_loop)] + ([] if args.skip_plain else [("plain", plain_loop)])
-    for name, loop in loops:
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        seconds, step_flops, model = loop(shape, rows, args, device)
-        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-        tflops = step_flops / seconds / 1e12
-        print(f"{name:<6} {tokens / seconds:>10.0f} {tflops:>9.2f} {tflops / args.peak_tflops:>7.1%} {peak:>9.2f}")
-        del model
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    peak = args.peak_tflops or (measure_peak_tflops() if device.type == "cuda" else 1.0)
+    print(f"device={torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'} torch={torch.__version__} "
+          f"seq_len={args.seq_len} micro_batch={args.micro_batch} steps={args.steps} warmup={args.warmup} "
+          f"peak={peak:.0f} TFLOP/s", flush=True)
+    rows = []
+    for shape_name, shape in shapes.items():
+        names = args.variants if shape_name == "text+units" or args.small else args.units_variants
+        for name in names.split(","):
+            try:
+                row = run_variant(name, shape_name, shape, args, device, peak)
+            except Exception as e:  # an OOM or a missing kernel must not lose the other rows
+                traceback.print_exc()
+                row = {"shape": shape_name, "variant": name, "error": f"{type(e).__name__}: {str(e)[:120]}"}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    base = {r["shape"]: r["tokens_per_s"] for r in rows if r["variant"] == "plain" and "error" not in r}
+    print(f"\n{'shape':<11} {'variant':<11} {'params':>7} {'rows':>4} {'tokens/s':>9} {'x plain':>7} {'TFLOP/s':>8} "
+          f"{'MFU':>6} {'peak GiB':>8} {'warm-up s':>9}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['shape']:<11} {r['variant']:<11} {r['error']}")
+            continue
+        ratio = r["tokens_per_s"] / base[r["shape"]] if r["shape"] in base else float("nan")
+        print(f"{r['shape']:<11} {r['variant']:<11} {r['params_m']:>6.0f}M {r['rows']:>4} {r['tokens_per_s']:>9.0f} "
+              f"{ratio:>6.2f}x {r['tflops']:>8.1f} {r['mfu']:>6.1%} {r['peak_gib']:>8.1f} {r['warmup_s']:>9.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"peak_tflops": peak, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from accelerate.state import AcceleratorState, GradientState
 from transformers import AutoModelForCausalLM, Qwen2Config
 
 from koe.data.shards import load_data_meta
-from koe.train.loss import forward_backward, summarise, token_losses
+from koe.train.loss import LossModel, forward_backward, summarise, token_losses
 from koe.train.packing import IGNORE, PackedRows
 
 
@@ -18,7 +18,7 @@ def _grads(model, micro_batches, accum: int) -> tuple[dict[str, torch.Tensor], t
     GradientState._reset_state()
     accelerator = Accelerator(gradient_accumulation_steps=accum, cpu=True)
     model.zero_grad(set_to_none=True)
-    sums = forward_backward(model, micro_batches, accelerator)
+    sums = forward_backward(LossModel(model), micro_batches, accelerator)
     return {n: p.grad.clone() for n, p in model.named_parameters()}, sums
 
 

@@ -101,13 +101,15 @@ def test_lora_trains_adapters_and_new_rows_and_saves_merged(token_data, pretrain
 
 
 def test_final_model_of_a_compiled_model_has_plain_keys(pretrained_dir, tmp_path):
-    """torch.compile prefixes state-dict keys with `_orig_mod.`; the final directory must not keep them."""
+    """torch.compile prefixes state-dict keys with `_orig_mod.` and the LossModel with `model.`; the final directory
+    must keep neither."""
     from accelerate import Accelerator
 
+    from koe.train.loss import LossModel
     from koe.train.recipe import _save_final
 
     accelerator = Accelerator(cpu=True)
-    compiled = accelerator.prepare(torch.compile(AutoModelForCausalLM.from_pretrained(pretrained_dir)))  # not run
+    compiled = accelerator.prepare(torch.compile(LossModel(AutoModelForCausalLM.from_pretrained(pretrained_dir))))
     _save_final(accelerator, compiled, text_tokenizer(), tmp_path / "final")
     saved = load_file(tmp_path / "final" / "model.safetensors")
     assert sorted(saved) == sorted(load_file(pretrained_dir / "model.safetensors"))

@@ -122,27 +122,36 @@ class SpeechTextLM:
         return out  # type: ignore[return-value]
 
     def _score_batch(self, batch: list[Request]) -> list[np.ndarray]:
+        """One forward and one device-to-host copy per batch: the scored positions of all requests are gathered
+        per mask code on the device, so no request waits on its own synchronisation."""
         length = max(len(r.tokens) for r in batch)
         ids = torch.full((len(batch), length), self.vocab.pad_id, dtype=torch.long)
         attn = torch.zeros((len(batch), length), dtype=torch.long)
+        codes = np.full((len(batch), length), NONE, dtype=np.int64)
         for b, r in enumerate(batch):
             ids[b, : len(r.tokens)] = torch.tensor(r.tokens)
             attn[b, : len(r.tokens)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device)).logits
-        results = []
-        for b, r in enumerate(batch):
-            lp = np.full(len(r.tokens), np.nan)
-            masks = np.asarray(r.masks)
-            for code in (SPEECH, TEXT, FULL):
-                pos = np.nonzero(masks[1:] == code)[0] + 1
-                if len(pos) == 0:
-                    continue
-                rows = logits[b, torch.as_tensor(pos - 1, device=self.device)].float()
-                rows = self._masked_log_softmax(rows, code)
-                targets = torch.as_tensor(np.asarray(r.tokens)[pos], device=self.device)
-                lp[pos] = rows.gather(1, targets[:, None])[:, 0].double().cpu().numpy()
-            results.append(lp)
-        return results
+            codes[b, 1: len(r.tokens)] = np.asarray(r.masks)[1:]
+        ids_dev = ids.to(self.device, non_blocking=True)
+        logits = self.model(input_ids=ids_dev, attention_mask=attn.to(self.device, non_blocking=True)).logits
+        flat_logits = logits[:, :-1].flatten(0, 1)  # position i-1 predicts token i
+        flat_targets = ids_dev[:, 1:].flatten()
+        parts, where = [], []
+        for code in (SPEECH, TEXT, FULL):
+            rows, cols = np.nonzero(codes[:, 1:] == code)
+            if len(rows) == 0:
+                continue
+            flat = torch.as_tensor(rows * (length - 1) + cols, device=self.device)
+            scores = self._masked_log_softmax(flat_logits[flat].float(), code)
+            parts.append(scores.gather(1, flat_targets[flat, None])[:, 0])
+            where.append((rows, cols + 1))
+        values = torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
+        out = np.full((len(batch), length), np.nan)
+        start = 0
+        for rows, cols in where:
+            out[rows, cols] = values[start: start + len(rows)]
+            start += len(rows)
+        return [out[b, : len(r.tokens)].copy() for b, r in enumerate(batch)]
 
     def _masked_log_softmax(self, rows: torch.Tensor, code: int) -> torch.Tensor:
         if code == FULL or not self.mask_modality:

@@ -26,12 +26,17 @@ from koe.train.config import LoraConfig, ModelConfig
 
 
 def resolve_attn_implementation(name: str) -> str:
-    """`auto` picks flash-attention 2 (varlen kernels, exact for packed rows) when it can run, else SDPA."""
+    """`auto` picks flash-attention 2 when installed, else torch's varlen flash kernels (koe.train.attention) on
+    CUDA, else SDPA; all three keep packed documents apart exactly. The varlen function is registered on demand."""
+    from koe.train.attention import VARLEN, register_varlen, varlen_available
+
+    if name == VARLEN:
+        return register_varlen()
     if name != "auto":
         return name
     if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
-    return "sdpa"
+    return register_varlen() if varlen_available() else "sdpa"
 
 
 def scratch_config(cfg: ModelConfig, vocab_size: int, max_seq_len: int, vocab: SpeechVocab) -> Qwen2Config:

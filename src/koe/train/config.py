@@ -30,9 +30,10 @@ class ModelConfig:
     intermediate_size: int = field(default=384, metadata={"help": "scratch: MLP width"})
     rope_theta: float = field(default=10000.0, metadata={"help": "scratch: RoPE base"})
     tie_embeddings: bool = field(default=True, metadata={"help": "scratch: share input and output embeddings"})
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = field(
-        default="auto", metadata={"help": "auto = flash_attention_2 when installed on CUDA, else sdpa; packing is "
-                                          "exact with all of them (docs/training.md compares their speed)"})
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention", "koe_varlen"] = field(
+        default="auto", metadata={"help": "auto = flash_attention_2 when installed on CUDA, else koe_varlen (torch's "
+                                          "varlen flash kernels) on CUDA, else sdpa; packing is exact with all of "
+                                          "them (docs/performance.md compares their speed)"})
     init_noise_scale: float = field(default=0.1, metadata={
         "help": "new token rows = mean of the text rows + N(0, (scale * std of the text rows)^2)"})
     pad_vocab_multiple: int = field(default=64, metadata={"help": "round the embedding rows up to a multiple"})
@@ -95,7 +96,11 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = field(default="auto", metadata={
         "help": "auto = bf16 autocast on CUDA, fp32 on CPU (weights stay fp32 either way)"})
     tf32: bool = field(default=True, metadata={"help": "allow TF32 matmuls on CUDA"})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    compile: bool | None = field(default=None, metadata={
+        "help": "torch.compile the model and loss (null = on CUDA, off on CPU)"})
+    fused_loss: bool = field(default=False, metadata={
+        "help": "chunked output projection + cross-entropy that never holds the logits (koe.train.fused): less "
+                "memory without compile; under compile the plain loss is faster (docs/performance.md)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward"})
     save_every: int = field(default=0, metadata={"help": "checkpoint every N steps (0 = only at the end)"})
     keep_checkpoints: int = field(default=2, metadata={"help": "newest checkpoints kept on disk"})

@@ -31,7 +31,7 @@ from koe.stage import KoeInputError, StageReport, progress
 from koe.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from koe.train.config import TrainConfig
 from koe.train.logger import MetricsLogger
-from koe.train.loss import evaluate, forward_backward, summarise
+from koe.train.loss import LossModel, evaluate, forward_backward, summarise
 from koe.train.metrics import FlopCounter, Throughput, segment_sq_sum
 from koe.train.optim import TextRowFreeze, build_optimizer
 from koe.train.packing import PackedRows, micro_batch_indices
@@ -71,7 +71,8 @@ def run_train(cfg: TrainConfig) -> StageReport:
     scheduler = build_scheduler(optimizer, cfg.optim, total_steps, frozen_groups)
     flops = FlopCounter.from_model(model)
     num_params = sum(p.numel() for p in model.parameters())
-    if cfg.compile:
+    model = LossModel(model, fused=cfg.fused_loss)
+    if _compile(cfg, accelerator):
         model = torch.compile(model)
     _configure_backend(accelerator, cfg)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -91,7 +92,7 @@ def run_train(cfg: TrainConfig) -> StageReport:
     # ---------------------------------------------------------------- loop
     t0 = time.perf_counter()
     throughput = Throughput(cfg.peak_tflops, world)
-    interval = torch.zeros(2, 3, dtype=torch.float64)
+    interval = torch.zeros(2, 3, dtype=torch.float64, device=accelerator.device)  # read on the host only to log
     stop_reason = "steps"
     last_train: dict[str, float] = {}
     steps = range(start_step, total_steps)
@@ -108,7 +109,7 @@ def run_train(cfg: TrainConfig) -> StageReport:
         optimizer.zero_grad(set_to_none=True)
 
         tokens_seen += tokens_per_step
-        interval += sums.cpu()
+        interval += sums
         throughput.add(sum(b["input_ids"].numel() for b in micro),
                        sum(flops.step_flops(b["input_ids"].numel(), segment_sq_sum(b["position_ids"])) for b in micro))
         done = step + 1
@@ -177,6 +178,11 @@ def _configure_backend(accelerator, cfg: TrainConfig) -> None:
                             "embedding matrices); use DDP or DeepSpeed ZeRO-2 for the warm-up")
 
 
+def _compile(cfg: TrainConfig, accelerator) -> bool:
+    """compile=null compiles on CUDA (where it pays: docs/performance.md) and not on CPU (slow to compile)."""
+    return cfg.compile if cfg.compile is not None else accelerator.device.type == "cuda"
+
+
 def _cpu_only() -> bool:
     """Without CUDA, accelerate must be told `cpu=True` or it ignores torchrun's WORLD_SIZE and every process trains
     alone; but `cpu=True` also switches DeepSpeed off, and DeepSpeed runs on CPU by itself (its CPU accelerator)."""
@@ -229,12 +235,14 @@ def _out_of_time(accelerator, elapsed_s: float, cfg: TrainConfig) -> bool:
 
 
 def _save_final(accelerator, model, tokenizer, path: Path) -> None:
-    """A plain HF directory; the state dict is gathered first so FSDP and ZeRO-3 shards are complete, and keys lose
-    torch.compile's `_orig_mod.` prefix (with it, from_pretrained would silently load random weights)."""
-    unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
+    """A plain HF directory of the LossModel's inner model; the state dict is gathered first so FSDP and ZeRO-3
+    shards are complete, and keys lose torch.compile's `_orig_mod.` and the LossModel's `model.` prefixes (with them,
+    from_pretrained would silently load random weights)."""
+    unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False).model
     state_dict = None
     if not hasattr(unwrapped, "merge_and_unload"):  # a LoRA model is merged from its own weights instead
-        state_dict = {k.removeprefix("_orig_mod."): v for k, v in accelerator.get_state_dict(model).items()}
+        state_dict = {k.removeprefix("_orig_mod.").removeprefix("model."): v
+                      for k, v in accelerator.get_state_dict(model).items()}
     if accelerator.is_main_process:
         save_model(unwrapped, tokenizer, path, state_dict=state_dict)
     accelerator.wait_for_everyone()
