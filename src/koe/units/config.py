@@ -12,16 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-FEATURES_HELP = "mel | mfcc | hf:<hub id or local path>@<layer> (e.g. hf:facebook/hubert-base-ls960@9)"
+FEATURES_HELP = ("mel | mfcc | hf:<hub id or local path>@<layer> (e.g. hf:facebook/hubert-base-ls960@9) | "
+                 "phonetic:<dir> (phone posteriors of a classifier from `koe units train-phonetic`)")
 
 
 def parse_features(text: str) -> tuple[str, str | None, int | None]:
-    """`mel` -> ("mel", None, None); `hf:facebook/hubert-base-ls960@9` -> ("hf", "facebook/hubert-base-ls960", 9)."""
+    """`mel` -> ("mel", None, None); `hf:facebook/hubert-base-ls960@9` -> ("hf", "facebook/hubert-base-ls960", 9);
+    `phonetic:runs/tiny/phonetic` -> ("phonetic", "runs/tiny/phonetic", None)."""
     if text in ("mel", "mfcc"):
         return text, None, None
+    if text.startswith("phonetic:") and text != "phonetic:":
+        return "phonetic", text.removeprefix("phonetic:"), None
     source, sep, layer = text.removeprefix("hf:").rpartition("@")
     if not text.startswith("hf:") or not sep or not source or not layer.isdigit():
-        raise ValueError(f"features={text!r}: expected mel, mfcc or hf:<hub id or path>@<layer>")
+        raise ValueError(f"features={text!r}: expected mel, mfcc, hf:<hub id or path>@<layer> or phonetic:<dir>")
     return "hf", source, int(layer)
 
 
@@ -81,6 +85,12 @@ class FitConfig:
     )
     nredo: int = field(default=1, metadata={"help": "k-means runs from different inits; the lowest inertia is kept"})
     seed: int = field(default=0, metadata={"help": "seed of utterance order, frame sampling and k-means init"})
+    quantizer: Literal["kmeans", "classes"] = field(
+        default="kmeans", metadata={"help": "kmeans, or classes = one unit per class of phonetic:<dir> features "
+                                            "(argmax of the posteriors; k is then the number of classes)"})
+    min_run_frames: int = field(
+        default=1, metadata={"help": "runs of one unit shorter than this many frames go to the unit before them: "
+                                     "removes flicker at unit edges (3 for phonetic classes)"})
     bpe_vocab_size: int = field(default=0, metadata={"help": "BPE vocabulary over dedup units (> k); 0 = no BPE"})
     segmentation: Literal["none", "mincut", "greedy", "uniform"] = field(
         default="none", metadata={"help": "none = frame units; mincut (SD-HuBERT), greedy (Sylber) or uniform (a "
@@ -115,6 +125,10 @@ class FitConfig:
             problems.append("chunk_s and batch_s must be > 0")
         if self.segmentation not in SEGMENTATIONS:
             problems.append(f"segmentation={self.segmentation!r}: expected one of {', '.join(SEGMENTATIONS)}")
+        if self.quantizer == "classes" and (not self.features.startswith("phonetic:") or self.segmentation != "none"):
+            problems.append("quantizer=classes needs features=phonetic:<dir> and segmentation=none")
+        if self.min_run_frames < 1 or (self.min_run_frames > 1 and self.segmentation != "none"):
+            problems.append(f"min_run_frames={self.min_run_frames} must be >= 1 (and 1 for syllable tokens)")
         if self.reduce_to and (self.segmentation == "none" or not 2 <= self.reduce_to < self.k):
             problems.append(f"reduce_to={self.reduce_to} needs a segmentation (not none) and 2 <= reduce_to < k")
         return problems + self.syllables.validate()
@@ -161,7 +175,7 @@ class StatsConfig:
 class PhoneticConfig:
     """Train the frame phone classifier behind `features=phonetic:<dir>` on a manifest with phone times."""
 
-    manifest: Path = field(metadata={"help": "manifest whose utterances carry phones (from `koe synth` or `koe align`)"})
+    manifest: Path = field(metadata={"help": "manifest whose utterances carry phones (`koe synth`, `koe align`)"})
     out_dir: Path = field(metadata={"help": "classifier directory to write (phonetic.json, model.safetensors)"})
     hidden_size: int = field(default=256, metadata={"help": "channels of the dilated convolution stack"})
     epochs: float = field(default=2.0, metadata={"help": "passes over the training frames"})

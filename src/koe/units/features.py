@@ -337,8 +337,23 @@ def build_extractor(features: str | FeatureSpec, device: str | torch.device = "c
         if spec.backend == "hf":
             return HFEncoderExtractor(spec.source, spec.layer, dev, batch_s, spec.params["chunk_s"],
                                       spec.params.get("revision"))
+        if spec.backend == "phonetic":
+            return _phonetic(spec.source, dev, batch_s, spec.params["weights_sha256"])
         return SpectralExtractor(spec.backend, dev, batch_s, spec.params)
     backend, source, layer = parse_features(features)
     if backend == "hf":
         return HFEncoderExtractor(source, layer, dev, batch_s, chunk_s)
+    if backend == "phonetic":
+        return _phonetic(source, dev, batch_s)
     return SpectralExtractor(backend, dev, batch_s)
+
+
+def _phonetic(source: str, device: torch.device, batch_s: float, weights_sha256: str | None = None) -> FeatureExtractor:
+    """The phone-posterior backend (koe.units.phonetic); a tokenizer refuses a classifier retrained since its fit."""
+    from koe.units.phonetic import PhoneticExtractor
+
+    extractor = PhoneticExtractor(source, device, batch_s)
+    if weights_sha256 is not None and extractor.spec.params["weights_sha256"] != weights_sha256:
+        raise KoeInputError(f"features=phonetic:{source}: the classifier's weights changed since this tokenizer was "
+                            "fitted (weights_sha256 differs); refit the tokenizer")
+    return extractor

@@ -40,6 +40,7 @@ STAGE = "units fit"
 def run_fit(cfg: FitConfig) -> StageReport:
     report = StageReport(STAGE, cfg.out_dir)
     ignored = ("device", "force") + (("segmentation", "syllables", "reduce_to") if cfg.segmentation == "none" else ())
+    ignored += tuple(k for k, default in (("quantizer", "kmeans"), ("min_run_frames", 1)) if getattr(cfg, k) == default)
     key = config_hash({k: v for k, v in to_dict(cfg).items() if k not in ignored})  # frame fits keep their keys
     if not cfg.force and is_done(cfg.out_dir, key):
         print(f"[{STAGE}] {cfg.out_dir} already holds this fit (force=true to refit)")
@@ -61,6 +62,7 @@ def run_fit(cfg: FitConfig) -> StageReport:
         bpe_json = train_bpe((u for u, _ in fitted.sequences), fitted.num_units, cfg.bpe_vocab_size).to_str()
     spec = UnitTokenizerSpec(
         features=extractor.spec, num_units=fitted.num_units, dedup=fitted.segmentation is None,
+        min_run_frames=cfg.min_run_frames,
         bpe={"vocab_size": cfg.bpe_vocab_size, "file": "bpe.json"} if bpe_json is not None else None,
         fit={**fit_info, **fitted.fit}, segmentation=fitted.segmentation,
     )
@@ -99,14 +101,26 @@ def _fit_frames(cfg: FitConfig, feats: list[np.ndarray]) -> Fitted:
         frames = frames[np.sort(rng_for(cfg.seed, "fit-frames").choice(len(frames), cfg.max_frames, replace=False))]
     if len(frames) < cfg.k:
         raise KoeInputError(f"{cfg.manifest}: only {len(frames)} frames could be featurised, fewer than k={cfg.k}")
+    if cfg.quantizer == "classes":
+        return _fit_classes(cfg, feats, frames)
     km = fit_kmeans(frames, cfg.k, cfg.iterations, cfg.seed, cfg.max_points_per_centroid, cfg.init, cfg.nredo)
     centroids = torch.from_numpy(km.centroids)
     sample_labels = assign_units(torch.from_numpy(frames), centroids).numpy()
-    sequences = [dedup_units(assign_units(torch.from_numpy(f), centroids).numpy()) for f in feats]
+    sequences = [dedup_units(assign_units(torch.from_numpy(f), centroids).numpy(), cfg.min_run_frames) for f in feats]
     return Fitted(km.centroids, cfg.k, sequences, {"num_frames": len(frames), "inertia": km.inertia},
                   {"frames_used": len(frames), "kmeans_points": km.num_points, "inertia": km.inertia,
                    "inertia_per_frame": km.inertia / len(frames), "kmeans_objective": km.objective,
                    **codebook_usage(sample_labels, cfg.k)})
+
+
+def _fit_classes(cfg: FitConfig, feats: list[np.ndarray], frames: np.ndarray) -> Fitted:
+    """One unit per posterior class: identity centroids, since the nearest one-hot vector to a posterior is its
+    argmax (|p - e_i|^2 = |p|^2 - 2 p_i + 1). Nothing is fitted; the sample only reports codebook usage."""
+    num_units = frames.shape[1]
+    sequences = [dedup_units(f.argmax(1), cfg.min_run_frames) for f in feats]
+    return Fitted(np.eye(num_units, dtype=np.float32), num_units, sequences,
+                  {"num_frames": len(frames), "quantizer": "classes"},
+                  {"frames_used": len(frames), **codebook_usage(frames.argmax(1), num_units)})
 
 
 def _fit_syllables(cfg: FitConfig, feats: list[np.ndarray], extractor: FeatureExtractor) -> Fitted:

@@ -40,14 +40,29 @@ SCHEMA_VERSION = 1
 SPEC_FILE, CENTROIDS_FILE, BPE_FILE = "unit_tokenizer.json", "centroids.npy", "bpe.json"
 
 
-def dedup_units(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run-length encode frame labels: (units with consecutive repeats removed, frames per unit), both int32."""
+def dedup_units(frames: np.ndarray, min_run_frames: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Run-length encode frame labels: (units with consecutive repeats removed, frames per unit), both int32.
+
+    With min_run_frames > 1, runs shorter than that are flicker at a unit edge: their frames go to the kept run
+    before them (leading ones to the first kept run), so durations still sum to the number of frames.
+    """
     frames = np.asarray(frames)
     if len(frames) == 0:
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
-    starts = np.flatnonzero(np.concatenate([[True], frames[1:] != frames[:-1]]))
-    durations = np.diff(np.concatenate([starts, [len(frames)]]))
-    return frames[starts].astype(np.int32), durations.astype(np.int32)
+    units, durations = _run_lengths(frames)
+    keep = durations >= min_run_frames
+    if min_run_frames > 1 and keep.any() and not keep.all():
+        owner = np.maximum(np.cumsum(keep) - 1, 0)
+        units, durations = units[keep], np.bincount(owner, weights=durations).astype(np.int64)
+        merged, _ = _run_lengths(units)  # neighbours that met across a dropped run become one run
+        group = np.cumsum(np.concatenate([[True], units[1:] != units[:-1]])) - 1
+        units, durations = merged, np.bincount(group, weights=durations).astype(np.int64)
+    return units.astype(np.int32), durations.astype(np.int32)
+
+
+def _run_lengths(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.flatnonzero(np.concatenate([[True], labels[1:] != labels[:-1]]))
+    return labels[starts], np.diff(np.concatenate([starts, [len(labels)]]))
 
 
 def expand_units(units: np.ndarray, durations: np.ndarray) -> np.ndarray:
@@ -77,11 +92,13 @@ class UnitTokenizerSpec:
     content_hash: str = ""
     schema_version: int = SCHEMA_VERSION
     segmentation: dict[str, Any] | None = None  # SegmentParams of a syllable tokenizer; None = frame units
+    min_run_frames: int = 1  # shorter runs are merged into the unit before them (dedup_units)
 
     def to_dict(self) -> dict[str, Any]:
         d = {**dataclasses.asdict(self), "features": self.features.to_dict()}
-        if d["segmentation"] is None:  # frame tokenizers keep the JSON (and content hash) they always had
-            del d["segmentation"]
+        for key, default in (("segmentation", None), ("min_run_frames", 1)):
+            if d[key] == default:  # older tokenizers keep the JSON (and content hash) they always had
+                del d[key]
         return d
 
     @classmethod
@@ -202,7 +219,7 @@ class UnitTokenizer:
         """Tokens from feature tensors [frames, dim]: dedup frame labels, or pooled syllable segments."""
         params = self.segment_params
         if params is None:
-            return [Tokens(*dedup_units(f)) for f in self._labels(feats)]
+            return [Tokens(*dedup_units(f, self.spec.min_run_frames)) for f in self._labels(feats)]
         import torch
 
         from koe.units.segment import segment_features
