@@ -2,12 +2,14 @@
 
     python benchmarks/eval_throughput.py                 # Qwen2.5-0.5B shape, 152k-row head, on a GPU
     python benchmarks/eval_throughput.py --small         # a tiny shape on CPU in seconds (a smoke test)
+    python benchmarks/eval_throughput.py --rows float32:score:4096,auto:score:0   # old default against the new
 
 The model is a randomly initialised Qwen2 with Qwen2.5-0.5B's shape and a 152,448-row output layer (text + 500
 units + markers; speed does not depend on weights); the tokenizer is a small koe tokenizer extended with 500 units.
 Items are sBLIMP/sWUGGY-like pairs: two unit sequences of 25..250 units each (1..10 s at 25 Hz), every unit scored
-with the speech mask. Rows: the scorer at two batch sizes in fp32 and bf16, beside a naive loop (one forward and
-one host copy per sequence). Prints one table; --json writes the rows.
+with the speech mask. Rows (`--rows dtype:scorer:batch_tokens,...`): the scorer at two batch sizes in fp32 and bf16,
+beside a naive loop (one forward and one host copy per sequence); dtype `auto` and batch tokens 0 are `koe eval`'s
+defaults, resolved as `koe eval` resolves them (koe.eval.lm). Prints one table; --json writes the rows.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from koe.data.text_tokenizer import train_text_tokenizer
 from koe.data.vocab import extend_tokenizer
-from koe.eval.lm import SPEECH, Request, SpeechTextLM
+from koe.eval.lm import GPU_BATCH_TOKENS, SPEECH, Request, SpeechTextLM, resolve_dtype
 from koe.model.init import round_up
 
 BODY = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
             intermediate_size=4864, vocab_size=round_up(151_936 + 500 + 2, 64))
 SMALL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
              intermediate_size=128, vocab_size=1024)
+ROWS = ",".join(f"{d}:{s}:{b}" for d in ("float32", "bfloat16") for s, b in (("naive", 0), ("score", 4096),
+                                                                             ("score", GPU_BATCH_TOKENS)))
 
 
 def build_lm(shape: dict, device: str, dtype: torch.dtype, num_units: int) -> SpeechTextLM:
@@ -79,6 +83,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small", action="store_true")
     p.add_argument("--pairs", type=int, default=1000)
+    p.add_argument("--rows", default=ROWS, help="dtype:scorer:batch_tokens, comma-separated (auto / 0 = defaults)")
     p.add_argument("--json", default="")
     args = p.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.small else "cpu"
@@ -86,26 +91,29 @@ def main() -> None:
     if args.small:
         torch.set_num_threads(1)
     rows = []
-    for dtype in (torch.float32, torch.bfloat16):
+    wanted = [spec.split(":") for spec in args.rows.split(",")]
+    for dtype_name in dict.fromkeys(d for d, _, _ in wanted):
+        dtype = resolve_dtype(dtype_name, torch.device(device))
         lm = build_lm(shape, device, dtype, num_units=500)
         requests = make_pairs(lm, pairs, 25, 250)
         lm.score(requests[:64], 4096)  # warm-up: kernels, allocator
-        configs = [("naive", None), ("score", 4096), ("score", 16384)]
-        for name, batch_tokens in configs:
+        for name, batch_tokens in [(s, int(b)) for d, s, b in wanted if d == dtype_name]:
             sub = requests if name != "naive" else requests[: max(2, len(requests) // 10)]
             fn = (lambda s=sub, m=lm: naive_score(m, s)) if name == "naive" else \
                 (lambda s=sub, b=batch_tokens, m=lm: m.score(s, b))
             seconds = timed(fn, device)
-            row = {"dtype": str(dtype).removeprefix("torch."), "scorer": name, "batch_tokens": batch_tokens,
+            row = {"dtype": f"{dtype_name} = {str(dtype).removeprefix('torch.')}" if dtype_name == "auto" else
+                   dtype_name, "scorer": name, "batch_tokens": batch_tokens if name != "naive" else None,
                    "pairs_per_s": len(sub) / 2 / seconds, "tokens_per_s": sum(len(r.tokens) for r in sub) / seconds}
             print(json.dumps(row), flush=True)
             rows.append(row)
         del lm
         if device == "cuda":
             torch.cuda.empty_cache()
-    print(f"\n{'dtype':<9} {'scorer':<7} {'batch tokens':>12} {'pairs/s':>9} {'tokens/s':>10}")
+    print(f"\n{'dtype':<17} {'scorer':<7} {'batch tokens':>12} {'pairs/s':>9} {'tokens/s':>10}")
     for r in rows:
-        print(f"{r['dtype']:<9} {r['scorer']:<7} {r['batch_tokens'] or '-'!s:>12} {r['pairs_per_s']:>9.1f} "
+        tokens = "-" if r["batch_tokens"] is None else r["batch_tokens"] or "0 = auto"
+        print(f"{r['dtype']:<17} {r['scorer']:<7} {tokens!s:>12} {r['pairs_per_s']:>9.1f} "
               f"{r['tokens_per_s']:>10.0f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -33,7 +33,7 @@ def worker(args) -> None:
     shape = SHAPES[args.shape]
     args.precision, args.seq_len = "bf16", 2048
     batches = make_batches(4, args.micro_batch, args.seq_len, shape["vocab_size"], seed=state.process_index)
-    step, _ = koe_step(shape, args, state.device, "auto", compile_=True, fused=False)
+    step, _ = koe_step(shape, args, state.device, "auto", compile_mode="default", fused=False)
     for i in range(args.warmup):
         step(batches[i % len(batches)])
     torch.cuda.synchronize()
@@ -44,7 +44,8 @@ def worker(args) -> None:
     seconds = (time.perf_counter() - t0) / args.steps
     tokens = args.micro_batch * args.seq_len * state.num_processes
     if state.is_main_process:
-        row = {"label": args.label, "gpus": state.num_processes, "tokens_per_s": tokens / seconds,
+        row = {"label": args.label, "gpus": state.num_processes, "rows": args.micro_batch,
+               "grad_reduce": args.grad_reduce, "tokens_per_s": tokens / seconds,
                "step_ms": seconds * 1e3, "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
                "device": torch.cuda.get_device_name()}
         print(json.dumps(row), flush=True)
@@ -55,12 +56,13 @@ def worker(args) -> None:
 def report(path: str) -> None:
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     one = {r["label"]: r["tokens_per_s"] for r in rows if r["gpus"] == 1}
-    print(f"{'backend':<8} {'GPUs':>4} {'tokens/s':>10} {'per GPU':>9} {'efficiency':>10} {'step ms':>8} "
-          f"{'peak GiB':>8}")
+    print(f"{'label':<12} {'GPUs':>4} {'rows':>4} {'reduce':>6} {'tokens/s':>10} {'per GPU':>9} {'efficiency':>10} "
+          f"{'step ms':>8} {'peak GiB':>8}")
     for r in rows:
         base = one.get(r["label"]) or one.get("ddp")
         eff = r["tokens_per_s"] / (r["gpus"] * base) if base else float("nan")
-        print(f"{r['label']:<8} {r['gpus']:>4} {r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / r['gpus']:>9.0f} "
+        print(f"{r['label']:<12} {r['gpus']:>4} {r.get('rows', 8):>4} {r.get('grad_reduce', 'fp32'):>6} "
+              f"{r['tokens_per_s']:>10.0f} {r['tokens_per_s'] / r['gpus']:>9.0f} "
               f"{eff:>10.1%} {r['step_ms']:>8.1f} {r['peak_gib']:>8.1f}")
 
 
@@ -71,6 +73,8 @@ def main() -> None:
     p.add_argument("--report", default="", help="print the table of a rows file and exit")
     p.add_argument("--shape", default="text+units")
     p.add_argument("--micro-batch", type=int, default=8)
+    p.add_argument("--grad-reduce", default="fp32", choices=["fp32", "bf16"],
+                   help="DDP gradient all-reduce dtype (koe train's grad_reduce_dtype)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=4)
     args = p.parse_args()

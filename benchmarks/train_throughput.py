@@ -17,7 +17,8 @@ Variants (`--variants`, comma-separated; each is a fresh model):
   accelerate; varlen flash attention from document boundaries (koe.train.attention); fused AdamW;
 - koe-eager (no compile), koe-chunked (chunked linear cross-entropy, koe.train.fused), koe-eager-chunked,
   koe-sdpa / koe-flex (transformers' packed-sequence mask with SDPA / flex_attention), koe-mb16 (16 rows per
-  step): koe with one thing changed.
+  step), koe-mb16-autotune (16 rows, torch.compile mode "max-autotune-no-cudagraphs": inductor benchmarks matmul
+  tiles, long compile): koe with one or two things changed.
 
 FLOPs: every loop is credited with the same work for the same tokens, koe.train.metrics.FlopCounter with the
 documents' own lengths (6 x matmul params x tokens + 12 x layers x hidden x sum of squared document lengths), so
@@ -49,10 +50,11 @@ SHAPES = {"text+units": dict(BODY, vocab_size=round_up(151_936 + 500 + 2, 64)),
           "units": dict(BODY, vocab_size=round_up(500 + 4, 64))}
 SMALL = {"small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                        intermediate_size=128, vocab_size=round_up(1000 + 500 + 2, 64))}
-VARIANTS = {  # name: (attention, compile, fused loss, micro-batch factor)
-    "koe": ("auto", True, False, 1), "koe-eager": ("auto", False, False, 1), "koe-chunked": ("auto", True, True, 1),
-    "koe-eager-chunked": ("auto", False, True, 1), "koe-sdpa": ("sdpa", True, False, 1),
-    "koe-flex": ("flex_attention", True, False, 1), "koe-mb16": ("auto", True, False, 2),
+VARIANTS = {  # name: (attention, compile mode (None = eager), fused loss, micro-batch factor)
+    "koe": ("auto", "default", False, 1), "koe-eager": ("auto", None, False, 1),
+    "koe-chunked": ("auto", "default", True, 1), "koe-eager-chunked": ("auto", None, True, 1),
+    "koe-sdpa": ("sdpa", "default", False, 1), "koe-flex": ("flex_attention", "default", False, 1),
+    "koe-mb16": ("auto", "default", False, 2), "koe-mb16-autotune": ("auto", "max-autotune-no-cudagraphs", False, 2),
 }
 
 
@@ -76,19 +78,22 @@ def build_model(shape: dict, attn: str, seq_len: int) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn, dtype=torch.float32)
 
 
-def koe_step(shape: dict, args, device, attn: str, compile_: bool, fused: bool):
-    """koe's training step as `koe train` runs it (forward_backward, accelerate, clip, fused AdamW)."""
+def koe_step(shape: dict, args, device, attn: str, compile_mode: str | None, fused: bool):
+    """koe's training step as `koe train` runs it (forward_backward, accelerate with koe's DDP settings, clip, fused
+    AdamW); `compile_mode` None = eager. `args.grad_reduce` picks the DDP all-reduce dtype (koe.train.distributed)."""
     from accelerate import Accelerator
 
+    from koe.train.distributed import ddp_kwargs
     from koe.train.loss import LossModel, forward_backward
     from koe.train.optim import build_optimizer
 
-    accelerator = Accelerator(mixed_precision=args.precision, cpu=device.type == "cpu")
+    handler = ddp_kwargs(getattr(args, "grad_reduce", "fp32"), device.type == "cuda")
+    accelerator = Accelerator(mixed_precision=args.precision, cpu=device.type == "cpu", kwargs_handlers=[handler])
     model = build_model(shape, resolve_attn_implementation(attn), args.seq_len)
     optimizer, _ = build_optimizer(model, OptimConfig(lr=1e-4), fused=device.type == "cuda")
     loss_model = LossModel(model, fused=fused)
-    if compile_:
-        loss_model = torch.compile(loss_model)
+    if compile_mode:
+        loss_model = torch.compile(loss_model, mode=compile_mode)
     loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
 
     def step(batch):
@@ -150,13 +155,13 @@ def measure_peak_tflops() -> float:
 
 
 def run_variant(name: str, shape_name: str, shape: dict, args, device, peak: float) -> dict:
-    attn, compile_, fused, factor = VARIANTS.get(name, ("sdpa", False, False, 1))
+    attn, mode, fused, factor = VARIANTS.get(name, ("sdpa", None, False, 1))
     batches = make_batches(8, args.micro_batch * factor, args.seq_len, shape["vocab_size"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t_build = time.perf_counter()
     step, model = plain_step(shape, args, device) if name == "plain" else \
-        koe_step(shape, args, device, attn, compile_ and device.type == "cuda", fused)
+        koe_step(shape, args, device, attn, mode if device.type == "cuda" else None, fused)
     flops = FlopCounter.from_model(model)
     params = sum(p.numel() for p in model.parameters())
     seconds = time_steps(step, batches, args, device)

@@ -38,10 +38,12 @@ class EvalConfig:
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for confidence intervals"})
     confidence: float = field(default=0.95, metadata={"help": "confidence level of the intervals"})
     seed: int = field(default=0, metadata={"help": "seed of the bootstrap"})
-    batch_tokens: int = field(default=4096, metadata={"help": "padded tokens per forward batch"})
+    batch_tokens: int = field(default=0, metadata={
+        "help": "padded tokens per forward batch (0 = 16384 on CUDA, 4096 on CPU)"})
     max_length: int = field(default=0, metadata={"help": "longest sequence scored (0 = the model's max positions)"})
     device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu, cuda, cuda:1 ..."})
-    dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={"help": "model dtype"})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={
+        "help": "model dtype (auto = bfloat16 on CUDA, float32 on CPU)"})
 
     def validate(self) -> list[str]:
         problems = []
@@ -52,9 +54,11 @@ class EvalConfig:
         bad = [m for m in self.modalities if m not in ("speech", "text")]
         if bad or not self.modalities:
             problems.append(f"modalities={self.modalities}: each must be 'speech' or 'text', at least one")
-        for name in ("max_new_tokens", "bootstrap", "batch_tokens"):
+        for name in ("max_new_tokens", "bootstrap"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        if self.batch_tokens < 0:
+            problems.append(f"batch_tokens={self.batch_tokens} must be >= 0 (0 = by device)")
         if not 0 < self.confidence < 1:
             problems.append(f"confidence={self.confidence} must be in (0, 1)")
         return problems

@@ -101,6 +101,9 @@ class TrainConfig:
     fused_loss: bool = field(default=False, metadata={
         "help": "chunked output projection + cross-entropy that never holds the logits (koe.train.fused): less "
                 "memory without compile; under compile the plain loss is faster (docs/performance.md)"})
+    grad_reduce_dtype: Literal["fp32", "bf16"] = field(default="fp32", metadata={
+        "help": "DDP gradient all-reduce dtype; bf16 halves the bytes for slow links but was slower over NVLink "
+                "(koe.train.distributed, docs/performance.md)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward"})
     save_every: int = field(default=0, metadata={"help": "checkpoint every N steps (0 = only at the end)"})
     keep_checkpoints: int = field(default=2, metadata={"help": "newest checkpoints kept on disk"})

@@ -30,6 +30,7 @@ from koe.seed import seed_everything
 from koe.stage import KoeInputError, StageReport, progress
 from koe.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from koe.train.config import TrainConfig
+from koe.train.distributed import ddp_kwargs
 from koe.train.logger import MetricsLogger
 from koe.train.loss import LossModel, evaluate, forward_backward, summarise
 from koe.train.metrics import FlopCounter, Throughput, segment_sq_sum
@@ -46,7 +47,8 @@ def run_train(cfg: TrainConfig) -> StageReport:
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     vocab = _check_vocab(meta.vocab, tokenizer, tok_dir)
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum_steps, cpu=_cpu_only(),
-                              mixed_precision=_mixed_precision(cfg.precision), step_scheduler_with_optimizer=False)
+                              mixed_precision=_mixed_precision(cfg.precision), step_scheduler_with_optimizer=False,
+                              kwargs_handlers=[ddp_kwargs(cfg.grad_reduce_dtype, torch.cuda.is_available())])
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     if accelerator.device.type == "cuda" and cfg.tf32:
         torch.set_float32_matmul_precision("high")
