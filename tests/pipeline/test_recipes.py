@@ -24,7 +24,8 @@ def _scaled_down(tmp_path):
     spec = load_recipe("tiny")
     shrink = {
         "synth": {"num_items": 160, "voices": ["en-us", "en+m3", "en-us+f3"]},
-        "units_fit": {"k": 24, "iterations": 5, "max_frames": 20000},
+        "phonetic": {"epochs": 1.0, "hidden_size": 16, "window_frames": 100},
+        "units_fit": {"max_frames": 20000},
         "data_text": {"text": ["tinyspeech:300"], "text_tokenizer": "train:400"},
         "data_interleaved": {"text": ["tinyspeech:300"]},
         "vocoder": {"steps": 5, "hidden_size": 16, "max_utterances": 20},
