@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from eval_helpers import tiny_model
 
@@ -41,7 +40,3 @@ def test_cpu_load_and_score_defaults(tmp_path):
     for a, b in zip(default, lm.score(reqs, batch_tokens=CPU_BATCH_TOKENS), strict=True):
         np.testing.assert_array_equal(a, b)
 
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_auto_dtype_is_bfloat16():
-    assert resolve_dtype("auto", torch.device("cuda")) is torch.bfloat16

@@ -39,7 +39,7 @@ def test_parse_features():
     assert parse_features("hf:facebook/hubert-base-ls960@9") == ("hf", "facebook/hubert-base-ls960", 9)
     assert parse_features("hf:/tmp/a@b/model@2") == ("hf", "/tmp/a@b/model", 2)
     for bad in ("hubert", "hf:model", "hf:model@x", "hf:@3"):
-        with pytest.raises(ValueError, match="expected mel, mfcc or hf:"):
+        with pytest.raises(ValueError, match="expected mel, mfcc, hf:"):
             parse_features(bad)
 
 
