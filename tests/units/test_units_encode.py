@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,13 @@ def test_real_fsdd_recordings_encode(shared_data, tmp_path):
     for rec, utt in zip(read_unit_shards(tmp_path / "units"), utts, strict=True):
         assert abs(rec.durations.sum() / 100.0 - utt.duration_s) < 0.02  # 100 Hz frames cover the recording
         assert 1 < len(rec.units) < rec.durations.sum()
+
+
+def test_encode_batch_defaults_by_device():
+    from koe.units.features import default_batch_s
+
+    cfg = EncodeConfig(manifest=Path("m.jsonl"), tokenizer=Path("t"), out_dir=Path("o"))
+    assert cfg.batch_s == 0 and cfg.validate() == []
+    assert default_batch_s("cpu") == 320.0
+    assert EncodeConfig(manifest=Path("m"), tokenizer=Path("t"), out_dir=Path("o"), batch_s=-1).validate() == [
+        "batch_s=-1 must be >= 0 (0 = by device)"]

@@ -145,7 +145,8 @@ class EncodeConfig:
     shard_size: int = field(default=1000, metadata={"help": "utterances per shard (shard i holds lines i*size..)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)"})
     max_duration_s: float | None = field(default=600.0, metadata={"help": "longer utterances are listed as failed"})
-    batch_s: float = field(default=320.0, metadata={"help": "padded seconds of audio per encoder batch"})
+    batch_s: float = field(
+        default=0.0, metadata={"help": "padded seconds of audio per encoder batch; 0 = 640 on CUDA, 320 on CPU"})
     loader_threads: int = field(default=4, metadata={"help": "threads decoding audio ahead of the encoder"})
     force: bool = field(default=False, metadata={"help": "re-encode even if out_dir holds the same encode"})
 
@@ -155,8 +156,8 @@ class EncodeConfig:
             problems.append(f"num_workers={self.num_workers} must be >= 1")
         if self.shard_size < 1:
             problems.append(f"shard_size={self.shard_size} must be >= 1")
-        if self.batch_s <= 0:
-            problems.append(f"batch_s={self.batch_s} must be > 0")
+        if self.batch_s < 0:
+            problems.append(f"batch_s={self.batch_s} must be >= 0 (0 = by device)")
         if self.loader_threads < 1:
             problems.append(f"loader_threads={self.loader_threads} must be >= 1")
         return problems

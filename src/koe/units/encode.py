@@ -29,6 +29,7 @@ from koe.config import save_config
 from koe.corpus.manifest import Utterance, read_manifest
 from koe.stage import Failure, KoeInputError, StageReport, config_hash, is_done, mark_done, progress
 from koe.units.config import EncodeConfig
+from koe.units.features import default_batch_s
 from koe.units.shards import UnitRecord, UnitsMeta, shard_name, write_unit_shard, write_units_meta
 from koe.units.tokenizer import UnitTokenizer
 
@@ -191,7 +192,8 @@ def run_encode(cfg: EncodeConfig) -> StageReport:
         import torch
 
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    tok = UnitTokenizer.load(cfg.tokenizer, device=device, batch_s=cfg.batch_s)
+    batch_s = cfg.batch_s or default_batch_s(device)
+    tok = UnitTokenizer.load(cfg.tokenizer, device=device, batch_s=batch_s)
     output_settings = ("manifest", "tokenizer", "out_dir", "shard_size", "max_duration_s")
     key = config_hash({**{k: str(getattr(cfg, k)) for k in output_settings}, "tokenizer_hash": tok.content_hash})
     if not cfg.force and is_done(cfg.out_dir, key):
@@ -200,7 +202,7 @@ def run_encode(cfg: EncodeConfig) -> StageReport:
     num_shards = max(1, -(-len(utts) // cfg.shard_size))
     parts = plan_parts(len(utts), cfg.shard_size, rank, world, cfg.num_workers)
     jobs = [PartJob({i: utts[i * cfg.shard_size : (i + 1) * cfg.shard_size] for i in part}, str(cfg.tokenizer),
-                    str(Path(cfg.manifest).parent), str(cfg.out_dir), device, cfg.batch_s, cfg.max_duration_s,
+                    str(Path(cfg.manifest).parent), str(cfg.out_dir), device, batch_s, cfg.max_duration_s,
                     cfg.loader_threads) for part in parts]
     started = time.perf_counter()
     if len(jobs) <= 1:
