@@ -30,13 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from koe.audio import TARGET_SAMPLE_RATE_HZ
-from koe.config import save_config
 from koe.corpus.manifest import Utterance
-from koe.seed import rng_for, seed_everything
+from koe.seed import rng_for
 from koe.ssl.config import DisentangleConfig, PerturbConfig
-from koe.ssl.data import StepBatches, split_utterances, step_loader
+from koe.ssl.data import StepBatches, step_loader
 from koe.ssl.encoder import MLP, normalize_wave, reinit_module, save_encoder
-from koe.ssl.loop import SSLLogger, build_optimizer, make_accelerator, warmup_steps
+from koe.ssl.loop import SSLLogger, build_optimizer, start_run, warmup_steps
 from koe.ssl.perturb import perturb_speaker
 from koe.stage import KoeInputError, StageReport, progress
 from koe.units.encode import load_utterance
@@ -114,15 +113,9 @@ def load_student(init: str, reinit_layers: int):
 
 def run_disentangle(cfg: DisentangleConfig) -> StageReport:
     # ---------------------------------------------------------------- setup
-    accelerator = make_accelerator(cfg.device, cfg.precision)
+    accelerator, report, train, held_out = start_run(cfg, STAGE)
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     out_dir, manifest_dir = Path(cfg.out_dir), Path(cfg.manifest).parent
-    seed_everything(cfg.seed)
-    report = StageReport(STAGE, out_dir if main else None)
-    if main:
-        save_config(cfg, out_dir)
-    train, held_out = split_utterances(cfg.manifest, cfg.split, cfg.valid_split, cfg.eval_utterances,
-                                       cfg.min_duration_s, cfg.seed, report)
     from transformers import HubertModel
 
     init_invariance = _invariance(HubertModel.from_pretrained(cfg.init), held_out, cfg, accelerator)

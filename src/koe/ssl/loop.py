@@ -14,10 +14,16 @@ import json
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from koe.ssl.config import SSLOptim
+from koe.config import save_config
+from koe.corpus.manifest import Utterance
+from koe.seed import seed_everything
+from koe.ssl.config import SSLOptim, _Common
+from koe.ssl.data import split_utterances
+from koe.stage import StageReport
 from koe.train.logger import MetricsLogger
 from koe.train.schedule import lr_factor
 
@@ -32,6 +38,19 @@ def make_accelerator(device: str, precision: str):
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     return accelerator
+
+
+def start_run(cfg: _Common, stage: str) -> tuple[Any, StageReport, list[Utterance], list[Utterance]]:
+    """What both commands do first: the accelerator, seeds, the saved config (main process) and the train/held-out
+    split of the manifest. Returns (accelerator, report, train, held_out)."""
+    accelerator = make_accelerator(cfg.device, cfg.precision)
+    seed_everything(cfg.seed)
+    report = StageReport(stage, Path(cfg.out_dir) if accelerator.is_main_process else None)
+    if accelerator.is_main_process:
+        save_config(cfg, Path(cfg.out_dir))
+    train, held_out = split_utterances(cfg.manifest, cfg.split, cfg.valid_split, cfg.eval_utterances,
+                                       cfg.min_duration_s, cfg.seed, report)
+    return accelerator, report, train, held_out
 
 
 def warmup_steps(cfg: SSLOptim, total_steps: int) -> int:

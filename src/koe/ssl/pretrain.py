@@ -21,13 +21,12 @@ import numpy as np
 import torch
 
 from koe.audio import TARGET_SAMPLE_RATE_HZ
-from koe.config import save_config
 from koe.corpus.manifest import Utterance
 from koe.seed import rng_for, seed_everything
 from koe.ssl.config import PretrainConfig
-from koe.ssl.data import StepBatches, split_utterances, step_loader
+from koe.ssl.data import StepBatches, step_loader
 from koe.ssl.encoder import FrameGeometry, HubertPretrainer, LabelHead, build_hubert, normalize_wave, save_encoder
-from koe.ssl.loop import SSLLogger, build_optimizer, make_accelerator
+from koe.ssl.loop import SSLLogger, build_optimizer, start_run
 from koe.ssl.targets import align_labels, frame_labels, label_grid, span_mask, target_tokenizer
 from koe.stage import KoeInputError, StageReport, progress
 from koe.units.encode import load_utterance
@@ -56,15 +55,9 @@ class PretrainBatch:
 
 def run_pretrain(cfg: PretrainConfig) -> StageReport:
     # ---------------------------------------------------------------- setup
-    accelerator = make_accelerator(cfg.device, cfg.precision)
+    accelerator, report, train, held_out = start_run(cfg, STAGE)
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     out_dir, manifest_dir = Path(cfg.out_dir), Path(cfg.manifest).parent
-    seed_everything(cfg.seed)
-    report = StageReport(STAGE, out_dir if main else None)
-    if main:
-        save_config(cfg, out_dir)
-    train, held_out = split_utterances(cfg.manifest, cfg.split, cfg.valid_split, cfg.eval_utterances,
-                                       cfg.min_duration_s, cfg.seed, report)
     with accelerator.main_process_first():
         tok = target_tokenizer(cfg.tokenizer, out_dir, cfg.manifest, cfg.split, cfg.num_clusters, cfg.seed,
                                str(accelerator.device))

@@ -82,3 +82,19 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path | No
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return Path(png_path)
+
+
+def plot_step_losses(losses: list[float], png_path: str | Path, ylabel: str, title: str) -> Path:
+    """One loss per step on a log scale: the curve of the small auxiliary trainers (vocoder, phone classifier)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(losses)
+    ax.set(xlabel="step", ylabel=ylabel, title=title, yscale="log")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return Path(png_path)

@@ -12,7 +12,6 @@ metrics.jsonl (loss per logged step, held-out accuracy per epoch), loss.png, con
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from koe.config import save_config
 from koe.corpus.manifest import Utterance, read_manifest
 from koe.seed import rng_for, seed_everything
 from koe.stage import KoeInputError, StageReport, progress
+from koe.train.logger import plot_step_losses
 from koe.units.config import PhoneticConfig
 from koe.units.features import SpectralExtractor, resolve_device
 from koe.units.phonetic import SILENCE, PhoneClassifier, normalize_utterance, phone_class, save_classifier
@@ -50,7 +50,7 @@ def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
     save_classifier(cfg.out_dir, model.cpu(), phones, cfg.hidden_size,
                     {"heldout_frame_accuracy": accuracies[-1], "train_utterances": len(train),
                      "manifest": str(cfg.manifest), "seed": cfg.seed})
-    _plot(losses, cfg.out_dir / "loss.png")
+    plot_step_losses(losses, cfg.out_dir / "loss.png", "cross-entropy", "phone classifier training loss")
     report.items_out = len(utts)
     report.extra.update(num_classes=len(phones), train_utterances=len(train), heldout_utterances=len(held),
                         heldout_frame_accuracy=accuracies, final_train_loss=round(float(np.mean(losses[-20:])), 4),
@@ -139,16 +139,3 @@ def _accuracy(model: PhoneClassifier, feats, labels, held: np.ndarray, device: t
     model.train()
     return round(correct / total, 4)
 
-
-def _plot(losses: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(losses)
-    ax.set(xlabel="step", ylabel="cross-entropy", title="phone classifier training loss", yscale="log")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

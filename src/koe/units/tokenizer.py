@@ -54,9 +54,8 @@ def dedup_units(frames: np.ndarray, min_run_frames: int = 1) -> tuple[np.ndarray
     if min_run_frames > 1 and keep.any() and not keep.all():
         owner = np.maximum(np.cumsum(keep) - 1, 0)
         units, durations = units[keep], np.bincount(owner, weights=durations).astype(np.int64)
-        merged, _ = _run_lengths(units)  # neighbours that met across a dropped run become one run
-        group = np.cumsum(np.concatenate([[True], units[1:] != units[:-1]])) - 1
-        units, durations = merged, np.bincount(group, weights=durations).astype(np.int64)
+        starts = np.concatenate([[True], units[1:] != units[:-1]])  # neighbours that met across a dropped run
+        units, durations = units[starts], np.bincount(np.cumsum(starts) - 1, weights=durations).astype(np.int64)
     return units.astype(np.int32), durations.astype(np.int32)
 
 

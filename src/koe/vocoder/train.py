@@ -19,6 +19,7 @@ from koe.config import save_config
 from koe.corpus.manifest import read_manifest
 from koe.seed import seed_everything
 from koe.stage import KoeInputError, StageReport, progress
+from koe.train.logger import plot_step_losses
 from koe.vocoder.config import VocoderConfig
 from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
 from koe.vocoder.model import UnitVocoder
@@ -117,7 +118,7 @@ def run_vocoder_train(cfg: VocoderConfig) -> StageReport:
     vocoder.cpu().save(cfg.out_dir)
     _attach_durations(cfg, meta.num_units)
     sf.write(cfg.out_dir / f"sample_{held_out[0].id}.wav", sample.numpy(), vocoder.mel.sample_rate_hz)
-    _plot(losses, cfg.out_dir / "loss.png")
+    plot_step_losses(losses, cfg.out_dir / "loss.png", "log-mel L1", "vocoder training loss")
     report.items_out = len(pairs)
     report.extra.update(train_utterances=len(train), final_train_l1=round(float(np.mean(losses[-20:])), 4),
                         heldout_mel_l1=round(held_l1, 4), device=device)
@@ -132,16 +133,3 @@ def _attach_durations(cfg: VocoderConfig, num_units: int) -> None:
     meta["mean_duration_frames"] = _mean_durations(cfg, num_units)
     path.write_text(json.dumps(meta, indent=2))
 
-
-def _plot(losses: list[float], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(losses)
-    ax.set(xlabel="step", ylabel="log-mel L1", title="vocoder training loss", yscale="log")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
