@@ -107,7 +107,7 @@ def test_stories_keep_their_topic(schema):
 
 def test_corpus_mixture_and_items(corpus):
     kinds = Counter(i.kind for i in corpus)
-    assert set(kinds) == {"statement", "question", "story", "fact"} and len(corpus) == 1200
+    assert set(kinds) == {"statement", "question", "story", "word", "fact"} and len(corpus) == 1200
     assert kinds["fact"] == 300 and all(i.split == "train" for i in corpus)
     assert len({i.id for i in corpus}) == len(corpus)
     for item in corpus:
@@ -115,6 +115,20 @@ def test_corpus_mixture_and_items(corpus):
         assert SENTENCES.fullmatch(item.text), item.text
         if item.kind == "story":
             assert 3 <= item.text.count(" .") <= 5 and item.meta["topic"] in item.text
+
+
+def test_word_items_never_say_a_lexical_pair_word_or_a_heldout_name(corpus):
+    from koe.tinyspeech import facts, lexical_pairs
+    from koe.tinyspeech.corpus import isolated_words
+
+    said = Counter(i.text.removesuffix(" .") for i in corpus if i.kind == "word")
+    assert len(said) > 50 and all(" " not in w for w in said)
+    heard = set(isolated_words())
+    tested = {p.good for seed in range(3) for p in lexical_pairs(300, seed)}
+    heldout = {f.answer for f in facts() if f.split == "heldout"}
+    assert set(said) <= heard and not heard & (tested | heldout)
+    assert heard & {f.answer for f in facts() if f.split == "text_only"}  # names of text-only facts are heard
+    assert heard & surface_forms() and not heard <= surface_forms()
 
 
 def test_corpus_facts_cover_every_seen_fact(corpus):

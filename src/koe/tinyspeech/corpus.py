@@ -1,4 +1,4 @@
-"""The TinySpeech training corpus: a seeded mixture of statements, questions, stories and fact sentences.
+"""The TinySpeech training corpus: a seeded mixture of statements, questions, stories, single words and facts.
 
     from koe.tinyspeech import generate_corpus
     from koe.corpus.text import write_text_items
@@ -21,10 +21,12 @@ from koe.corpus.text import TextItem
 from koe.seed import derive_seed
 from koe.tinyspeech.facts import Fact, facts
 from koe.tinyspeech.grammar import reserved, statement
+from koe.tinyspeech.lexicon import surface_forms
+from koe.tinyspeech.pairs import lexical_pair_words
 from koe.tinyspeech.questions import question
 from koe.tinyspeech.stories import training_story
 
-MIXTURE = {"statement": 0.45, "question": 0.25, "story": 0.30}  # of the items that are not facts
+MIXTURE = {"statement": 0.38, "question": 0.21, "story": 0.26, "word": 0.15}  # of the items that are not facts
 
 
 def _statement(rng: random.Random) -> tuple[str, dict]:
@@ -48,6 +50,20 @@ def _story(rng: random.Random) -> tuple[str, dict]:
     return text, {"schema": s.schema, "topic": s.protagonist.text, "setting": s.setting.text}
 
 
+def isolated_words(fact_seed: int = 0) -> list[str]:
+    """What `word` items say: lexicon forms that no lexical pair tests (inflected forms, function words, short
+    words) and the names of facts that are not heldout. A word said alone is pronounced in citation form (longer,
+    fully stressed), as the spoken benchmarks say their words and answers; sentences alone never show a tokenizer
+    or a model that form. Pair words are left out so the lexical benchmark's words are never heard alone, and
+    heldout names so they stay never heard."""
+    names = {n for f in facts(fact_seed) if f.split != "heldout" for n in (f.subject, f.answer)}
+    return sorted((surface_forms() - lexical_pair_words()) | names)
+
+
+def _word(rng: random.Random, vocabulary: list[str]) -> tuple[str, dict]:
+    return f"{rng.choice(vocabulary)} .", {}
+
+
 def _fact(f: Fact, form: str) -> tuple[str, dict]:
     text = f.statement if form == "statement" else f"{f.question} {f.answer} ."
     return text, {"fact_id": f.id, "fact_split": f.split, "relation": f.relation, "form": form}
@@ -63,7 +79,9 @@ def _mixture(num_items: int, seed: int, stream: str, prefix: str, fact_fraction:
     rng.shuffle(kinds)
     seen = [f for f in facts(fact_seed) if f.split != "heldout"]
     rng.shuffle(seen)
-    makers = {"statement": _statement, "question": _question, "story": _story}
+    vocabulary = isolated_words(fact_seed)
+    makers = {"statement": _statement, "question": _question, "story": _story,
+              "word": lambda r: _word(r, vocabulary)}
     items, k = [], 0
     for i, kind in enumerate(kinds):
         if kind == "fact":

@@ -61,13 +61,23 @@ def _strict(args: str) -> list[Word]:
     return [v for v in by_pos("verb") if v.args == args and v.text not in ("go", "sit")]
 
 
+def _lexical_candidates() -> list[Word]:
+    """Every word a lexical pair may test, whatever the seed; a word with two parts of speech (clean) once."""
+    first: dict[str, Word] = {}
+    for w in (w for pos in LEXICAL_CATEGORIES for w in by_pos(pos) if len(w.text) >= 3):
+        first.setdefault(w.text, w)
+    return list(first.values())
+
+
+def lexical_pair_words() -> frozenset[str]:
+    """The real words of lexical pairs, for any seed and size: the corpus never speaks these alone (`word` items)."""
+    return frozenset(w.text for w in _lexical_candidates())
+
+
 def lexical_pairs(num: int, seed: int) -> list[MinimalPair]:
     """`num` word / pseudo-word pairs over nouns, verbs, adjectives and adverbs, each word in turn."""
     rng = random.Random(derive_seed(seed, "tinyspeech-lexical"))
-    first = {}  # a word with two parts of speech (clean) is tested once, under the first
-    for w in (w for pos in LEXICAL_CATEGORIES for w in by_pos(pos) if len(w.text) >= 3):
-        first.setdefault(w.text, w)
-    words = list(first.values())
+    words = _lexical_candidates()
     rng.shuffle(words)
     seen: set[tuple[str, str]] = set()
     out: list[MinimalPair] = []
