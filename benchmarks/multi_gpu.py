@@ -33,11 +33,13 @@ def worker(args) -> None:
     shape = SHAPES[args.shape]
     args.precision, args.seq_len = "bf16", 2048
     batches = make_batches(4, args.micro_batch, args.seq_len, shape["vocab_size"], seed=state.process_index)
+    t_build = time.perf_counter()
     step, _ = koe_step(shape, args, state.device, "auto", compile_mode="default", fused=False)
     for i in range(args.warmup):
         step(batches[i % len(batches)])
     torch.cuda.synchronize()
     t0 = time.perf_counter()
+    warmup_s = t0 - t_build
     for i in range(args.steps):
         step(batches[i % len(batches)])
     torch.cuda.synchronize()
@@ -46,7 +48,7 @@ def worker(args) -> None:
     if state.is_main_process:
         row = {"label": args.label, "gpus": state.num_processes, "rows": args.micro_batch,
                "grad_reduce": args.grad_reduce, "tokens_per_s": tokens / seconds,
-               "step_ms": seconds * 1e3, "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+               "step_ms": seconds * 1e3, "warmup_s": warmup_s, "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
                "device": torch.cuda.get_device_name()}
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as f:

@@ -16,19 +16,24 @@ Variants (`--variants`, comma-separated; each is a fresh model):
 - koe: koe's default GPU path: the loss inside koe.train.loss.LossModel, compiled with the model, through
   accelerate; varlen flash attention from document boundaries (koe.train.attention); fused AdamW;
 - koe-eager (no compile), koe-chunked (chunked linear cross-entropy, koe.train.fused), koe-eager-chunked,
-  koe-sdpa / koe-flex (transformers' packed-sequence mask with SDPA / flex_attention), koe-mb16 (16 rows per
-  step), koe-mb16-autotune (16 rows, torch.compile mode "max-autotune-no-cudagraphs": inductor benchmarks matmul
-  tiles, long compile): koe with one or two things changed.
+  koe-sdpa / koe-flex (transformers' packed-sequence mask with SDPA / flex_attention), koe-mb16 / koe-mb24 (16 / 24
+  rows per step), koe-mb16-autotune (16 rows, torch.compile mode "max-autotune-no-cudagraphs": inductor benchmarks
+  matmul tiles and tunes the other kernels' launch configs, long compile), koe-mb16-cdt (16 rows, inductor's
+  coordinate_descent_tuning alone: tunes the block sizes of the fused elementwise and reduction kernels, matmuls stay
+  cuBLAS), koe-mb16-cudnn (16 rows, the varlen attention through cuDNN's kernels instead of FlashAttention-2,
+  benchmarks/attention_backends.py): koe with one or two things changed.
 
 FLOPs: every loop is credited with the same work for the same tokens, koe.train.metrics.FlopCounter with the
 documents' own lengths (6 x matmul params x tokens + 12 x layers x hidden x sum of squared document lengths), so
 TFLOP/s and MFU compare as tokens/s do. MFU is against --peak-tflops, which defaults to the bf16 matmul rate this
-script measures on the card first (8192^3, random data). Prints one table; --json writes the rows.
+script measures on the card first (8192^3, random data). Prints one table; --json writes the rows; --profile DIR adds
+each row's device time per kernel kind (matmul, attention, inductor's fused kernels, optimizer, other).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import json
@@ -50,11 +55,13 @@ SHAPES = {"text+units": dict(BODY, vocab_size=round_up(151_936 + 500 + 2, 64)),
           "units": dict(BODY, vocab_size=round_up(500 + 4, 64))}
 SMALL = {"small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                        intermediate_size=128, vocab_size=round_up(1000 + 500 + 2, 64))}
-VARIANTS = {  # name: (attention, compile mode (None = eager), fused loss, micro-batch factor)
+VARIANTS = {  # name: (attention, compile mode or inductor options (None = eager), fused loss, micro-batch factor)
     "koe": ("auto", "default", False, 1), "koe-eager": ("auto", None, False, 1),
     "koe-chunked": ("auto", "default", True, 1), "koe-eager-chunked": ("auto", None, True, 1),
     "koe-sdpa": ("sdpa", "default", False, 1), "koe-flex": ("flex_attention", "default", False, 1),
     "koe-mb16": ("auto", "default", False, 2), "koe-mb16-autotune": ("auto", "max-autotune-no-cudagraphs", False, 2),
+    "koe-mb16-cdt": ("auto", {"coordinate_descent_tuning": True}, False, 2), "koe-mb24": ("auto", "default", False, 3),
+    "koe-mb16-cudnn": ("cudnn", "default", False, 2),
 }
 
 
@@ -78,9 +85,10 @@ def build_model(shape: dict, attn: str, seq_len: int) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn, dtype=torch.float32)
 
 
-def koe_step(shape: dict, args, device, attn: str, compile_mode: str | None, fused: bool):
+def koe_step(shape: dict, args, device, attn: str, compile_mode: str | dict | None, fused: bool):
     """koe's training step as `koe train` runs it (forward_backward, accelerate with koe's DDP settings, clip, fused
-    AdamW); `compile_mode` None = eager. `args.grad_reduce` picks the DDP all-reduce dtype (koe.train.distributed)."""
+    AdamW); `compile_mode` is a torch.compile mode, a dict of inductor options, or None = eager. `args.grad_reduce`
+    picks the DDP all-reduce dtype (koe.train.distributed)."""
     from accelerate import Accelerator
 
     from koe.train.distributed import ddp_kwargs
@@ -92,7 +100,9 @@ def koe_step(shape: dict, args, device, attn: str, compile_mode: str | None, fus
     model = build_model(shape, resolve_attn_implementation(attn), args.seq_len)
     optimizer, _ = build_optimizer(model, OptimConfig(lr=1e-4), fused=device.type == "cuda")
     loss_model = LossModel(model, fused=fused)
-    if compile_mode:
+    if isinstance(compile_mode, dict):
+        loss_model = torch.compile(loss_model, options=compile_mode)
+    elif compile_mode:
         loss_model = torch.compile(loss_model, mode=compile_mode)
     loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
 
@@ -134,6 +144,33 @@ def time_steps(step, batches: list[dict], args, device) -> float:
     return (time.perf_counter() - t0) / args.steps
 
 
+KERNEL_KINDS = (("attention", ("flash", "fmha", "sdpa")), ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "cublas")),
+                ("optimizer", ("multi_tensor", "adam")), ("inductor", ("triton",)), ("nccl", ("nccl",)))
+
+
+def profile_steps(step, batches: list[dict], name: str, out_dir: str) -> dict:
+    """Device milliseconds per step by kernel kind over 2 profiled steps; the top kernels go to out_dir. Why: tells
+    whether the step is bound by matmuls or by the fused elementwise/reduction kernels around them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    n = 2
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(n):
+            step(batches[i % len(batches)])
+        torch.cuda.synchronize()
+    kinds = dict.fromkeys([k for k, _ in KERNEL_KINDS] + ["other"], 0.0)
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        low = e.name.lower()
+        kind = next((k for k, keys in KERNEL_KINDS if any(key in low for key in keys)), "other")
+        kinds[kind] += e.time_range.elapsed_us() / 1e3 / n
+    table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=40, max_name_column_width=100)
+    with open(f"{out_dir}/profile_{name}.txt", "w") as f:
+        f.write(table)
+    return {k: round(v, 2) for k, v in kinds.items()}
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -154,8 +191,32 @@ def measure_peak_tflops() -> float:
     return 2 * 8192**3 / float(np.median(times)) / 1e12
 
 
+@contextlib.contextmanager
+def attention_kernel(attn: str):
+    """attn "cudnn": koe's varlen attention through cuDNN's kernels (benchmarks/attention_backends.py) for the
+    duration of one variant; any other value is passed through."""
+    if attn != "cudnn":
+        yield attn
+        return
+    from attention_backends import cudnn_varlen
+
+    import koe.train.attention as koe_attention
+
+    saved, koe_attention._flash_varlen = koe_attention._flash_varlen, cudnn_varlen
+    try:
+        yield "auto"
+    finally:
+        koe_attention._flash_varlen = saved
+
+
 def run_variant(name: str, shape_name: str, shape: dict, args, device, peak: float) -> dict:
     attn, mode, fused, factor = VARIANTS.get(name, ("sdpa", None, False, 1))
+    with attention_kernel(attn) as attn:
+        return _run_variant(name, shape_name, shape, args, device, peak, attn, mode, fused, factor)
+
+
+def _run_variant(name: str, shape_name: str, shape: dict, args, device, peak: float, attn: str, mode, fused: bool,
+                 factor: int) -> dict:
     batches = make_batches(8, args.micro_batch * factor, args.seq_len, shape["vocab_size"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -172,9 +233,10 @@ def run_variant(name: str, shape_name: str, shape: dict, args, device, peak: flo
     tokens = batches[0]["input_ids"].numel()
     peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     tflops = step_flops / seconds / 1e12
+    kernel_ms = profile_steps(step, batches, name, args.profile) if args.profile and device.type == "cuda" else {}
     return {"shape": shape_name, "variant": name, "params_m": params / 1e6, "rows": batches[0]["input_ids"].shape[0],
             "tokens_per_s": tokens / seconds, "tflops": tflops, "mfu": tflops / peak, "peak_gib": peak_mem,
-            "step_ms": seconds * 1e3, "warmup_s": warm_s}
+            "step_ms": seconds * 1e3, "warmup_s": warm_s, **({"kernel_ms": kernel_ms} if kernel_ms else {})}
 
 
 def main() -> None:
@@ -189,6 +251,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=4)
     p.add_argument("--peak-tflops", type=float, default=0.0, help="per-GPU bf16 peak (0 = measure it)")
     p.add_argument("--json", default="", help="write the rows here")
+    p.add_argument("--profile", default="", help="after timing, profile 2 steps: device ms per kernel kind in each "
+                   "row, the top kernels in DIR/profile_<variant>.txt")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.small else "cpu")
     shapes = {k: SHAPES[k] for k in args.shapes.split(",")}
@@ -217,14 +281,14 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     base = {r["shape"]: r["tokens_per_s"] for r in rows if r["variant"] == "plain" and "error" not in r}
-    print(f"\n{'shape':<11} {'variant':<11} {'params':>7} {'rows':>4} {'tokens/s':>9} {'x plain':>7} {'TFLOP/s':>8} "
+    print(f"\n{'shape':<11} {'variant':<17} {'params':>7} {'rows':>4} {'tokens/s':>9} {'x plain':>7} {'TFLOP/s':>8} "
           f"{'MFU':>6} {'peak GiB':>8} {'warm-up s':>9}")
     for r in rows:
         if "error" in r:
-            print(f"{r['shape']:<11} {r['variant']:<11} {r['error']}")
+            print(f"{r['shape']:<11} {r['variant']:<17} {r['error']}")
             continue
         ratio = r["tokens_per_s"] / base[r["shape"]] if r["shape"] in base else float("nan")
-        print(f"{r['shape']:<11} {r['variant']:<11} {r['params_m']:>6.0f}M {r['rows']:>4} {r['tokens_per_s']:>9.0f} "
+        print(f"{r['shape']:<11} {r['variant']:<17} {r['params_m']:>6.0f}M {r['rows']:>4} {r['tokens_per_s']:>9.0f} "
               f"{ratio:>6.2f}x {r['tflops']:>8.1f} {r['mfu']:>6.1%} {r['peak_gib']:>8.1f} {r['warmup_s']:>9.1f}")
     if args.json:
         with open(args.json, "w") as f:
