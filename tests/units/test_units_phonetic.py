@@ -108,6 +108,24 @@ def test_fit_classes_and_encode_recover_the_phone_sequence(phonetic_dir, tmp_pat
     assert durations.sum() == tok.extractor.num_frames(len(wav))
 
 
+def test_phonetic_tokenizer_carries_its_classifier(phonetic_dir, tmp_path):
+    import shutil
+
+    from koe.units.fit import run_fit
+
+    manifest = write_tones(tmp_path, 4)
+    classifier = shutil.copytree(phonetic_dir, tmp_path / "classifier")
+    run_fit(FitConfig(manifest=manifest, out_dir=tmp_path / "tok", features=f"phonetic:{classifier}",
+                      quantizer="classes", min_run_frames=3, device="cpu"))
+    shutil.rmtree(classifier)
+    moved = shutil.move(tmp_path / "tok", tmp_path / "elsewhere")  # the tokenizer alone, somewhere else
+    tok = UnitTokenizer.load(moved)
+    assert tok.spec.features.source == "phonetic" and (Path(moved) / "phonetic" / "model.safetensors").exists()
+    units, _ = tok.encode_audio(tone_utterance(["a", "i"], seed=5)[0])
+    phones = tok.spec.features.params["phones"]
+    assert [phones[u] for u in units if phones[u] != SILENCE] == ["a", "i"]
+
+
 def test_retrained_classifier_is_refused(phonetic_dir, tmp_path):
     import shutil
 

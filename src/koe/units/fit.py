@@ -60,8 +60,13 @@ def run_fit(cfg: FitConfig) -> StageReport:
         from koe.units.bpe import train_bpe
 
         bpe_json = train_bpe((u for u, _ in fitted.sequences), fitted.num_units, cfg.bpe_vocab_size).to_str()
+    features = extractor.spec
+    if features.backend == "phonetic":
+        from koe.units.phonetic import bundle_classifier
+
+        features = dataclasses.replace(features, source=bundle_classifier(str(features.source), cfg.out_dir))
     spec = UnitTokenizerSpec(
-        features=extractor.spec, num_units=fitted.num_units, dedup=fitted.segmentation is None,
+        features=features, num_units=fitted.num_units, dedup=fitted.segmentation is None,
         min_run_frames=cfg.min_run_frames,
         bpe={"vocab_size": cfg.bpe_vocab_size, "file": "bpe.json"} if bpe_json is not None else None,
         fit={**fit_info, **fitted.fit}, segmentation=fitted.segmentation,

@@ -32,6 +32,7 @@ from koe.units.features import MEL_PARAMS, FeatureExtractor, FeatureSpec, Spectr
 
 SCHEMA_VERSION = 1
 SPEC_FILE, WEIGHTS_FILE = "phonetic.json", "model.safetensors"
+BUNDLED_DIR = "phonetic"  # inside a tokenizer directory fitted on phonetic features
 SILENCE = "<sil>"
 DILATIONS = (1, 2, 4, 1)  # receptive field 1 + 4 * (1 + 2 + 4) + 2 = 31 frames = 0.31 s
 
@@ -98,6 +99,19 @@ def load_classifier(directory: str | Path) -> tuple[PhoneClassifier, dict[str, A
     model = PhoneClassifier(spec["mel"]["n_mels"], spec["hidden_size"], len(spec["phones"]))
     model.load_state_dict(load_file(str(weights)))
     return model.eval(), spec
+
+
+def bundle_classifier(source: str | Path, tokenizer_dir: Path) -> str:
+    """Copy the classifier into `tokenizer_dir/phonetic` and return that path relative to the tokenizer, so a
+    tokenizer directory holds everything it needs and can be moved or shared (the classifier is ~100 KB)."""
+    import shutil
+
+    target = tokenizer_dir / BUNDLED_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SPEC_FILE, WEIGHTS_FILE):
+        if Path(source).resolve() != target.resolve():
+            shutil.copyfile(Path(source) / name, target / name)
+    return BUNDLED_DIR
 
 
 class PhoneticExtractor(FeatureExtractor):

@@ -129,6 +129,7 @@ class UnitTokenizer:
                                 f"[{spec.num_units}, {spec.features.dim}]")
         self.spec, self.centroids, self.bpe_json = spec, centroids, bpe_json
         self.device, self.batch_s = device, batch_s
+        self.root: Path | None = None  # the directory it was loaded from: relative feature sources live there
         self._extractor: FeatureExtractor | None = None
         self._bpe = None
         self._centroids_t = None
@@ -152,6 +153,7 @@ class UnitTokenizer:
         if tok.content_hash != spec.content_hash:
             raise KoeInputError(f"{spec_path}: content_hash {spec.content_hash} does not match the files "
                                 f"({tok.content_hash}); the directory was modified after `koe units fit`")
+        tok.root = d
         return tok
 
     def save(self, directory: str | Path) -> Path:
@@ -190,7 +192,10 @@ class UnitTokenizer:
     @property
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            self._extractor = build_extractor(self.spec.features, self.device, batch_s=self.batch_s)
+            features = self.spec.features
+            if features.backend == "phonetic" and self.root is not None and (self.root / features.source).is_dir():
+                features = dataclasses.replace(features, source=str(self.root / features.source))
+            self._extractor = build_extractor(features, self.device, batch_s=self.batch_s)
         return self._extractor
 
     @property
