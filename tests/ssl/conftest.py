@@ -8,23 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from ssl_signals import SR, harmonic_tone
 
 from koe.corpus.manifest import Utterance, write_manifest
-
-SR = 16000
-
-
-def harmonic_tone(f0_hz: float | np.ndarray, seconds: float, seed: int = 0, formant_hz: float | None = None
-                  ) -> np.ndarray:
-    """A voiced, speech-like signal: 12 harmonics of f0 (a constant or a per-sample contour), weighted by a
-    Gaussian "formant" around formant_hz when given (else 1/k), plus a little noise."""
-    n = int(seconds * SR)
-    f0 = np.broadcast_to(np.asarray(f0_hz, dtype=np.float64), (n,))
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    ks = range(1, 13)
-    amps = [1 / k if formant_hz is None else np.exp(-(((k * f0.mean()) - formant_hz) / 400) ** 2) + 0.05 for k in ks]
-    wav = sum(a * np.sin(k * phase) for a, k in zip(amps, ks, strict=True)) * 0.2
-    return (wav + 0.005 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
 
 
 def tiny_arch_overrides() -> list[str]:

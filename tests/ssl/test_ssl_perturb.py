@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SR, harmonic_tone
+from ssl_signals import SR, harmonic_tone
 
 from koe.ssl.config import PerturbConfig
 from koe.ssl.perturb import EQ_CENTRES_HZ, change_gender, eq_response, median_f0, perturb_speaker, random_eq
