@@ -86,8 +86,8 @@ def render_table(rows: dict[str, dict]) -> str:
                  _pct(r["qa_speech_text_only"]), _pct(r["qa_speech_heldout"])]
         lines.append("| " + " | ".join(cells) + " |")
     note = ("\nSpeech accuracy on speech sides (units). Chance: 50% for pairs, 25% for QA with 4 candidates. "
-            "Text-only facts were never spoken in training: speech accuracy on them above the heldout row "
-            "shows text-to-speech knowledge transfer.\n")
+            "Text-only facts were never spoken in training (their names only alone): speech accuracy on them above "
+            "the heldout row shows text-to-speech knowledge transfer.\n")
     return "\n".join(lines) + "\n" + note
 
 
