@@ -21,13 +21,19 @@ Variants (`--variants`, comma-separated; each is a fresh model):
   matmul tiles and tunes the other kernels' launch configs, long compile), koe-mb16-cdt (16 rows, inductor's
   coordinate_descent_tuning alone: tunes the block sizes of the fused elementwise and reduction kernels, matmuls stay
   cuBLAS), koe-mb16-cudnn (16 rows, the varlen attention through cuDNN's kernels instead of FlashAttention-2,
-  benchmarks/attention_backends.py): koe with one or two things changed.
+  benchmarks/attention_backends.py), koe-mb16-liger (16 rows, the model's RMSNorm, SwiGLU MLP and RoPE replaced by
+  Liger-Kernel's hand-written Triton kernels, still compiled: do they beat inductor's own fusions? CUDA and the
+  liger-kernel package only), koe-mb16-liger-rope (the same with Liger's RoPE alone): koe with one or two things
+  changed.
 
 FLOPs: every loop is credited with the same work for the same tokens, koe.train.metrics.FlopCounter with the
 documents' own lengths (6 x matmul params x tokens + 12 x layers x hidden x sum of squared document lengths), so
 TFLOP/s and MFU compare as tokens/s do. MFU is against --peak-tflops, which defaults to the bf16 matmul rate this
-script measures on the card first (8192^3, random data). Prints one table; --json writes the rows; --profile DIR adds
-each row's device time per kernel kind (matmul, attention, inductor's fused kernels, optimizer, other).
+script measures on the card first (8192^3, random data). Prints one table; --json writes the rows (after each row, so
+a run cut short keeps what it measured); --profile DIR adds each row's device time per kernel kind (matmul, attention,
+inductor's fused kernels, optimizer, other). Each row also keeps its first step's loss and gradient norm (same seed,
+same initial weights, same first batch for rows of the same row count: a kernel swap must not change them) and, when
+compiled, dynamo's graph-break count.
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ import argparse
 import contextlib
 import copy
 import gc
+import inspect
 import json
 import time
 import traceback
 
 import numpy as np
 import torch
+from torch._dynamo.utils import counters
 from transformers import AutoModelForCausalLM, Qwen2Config
 
 from koe.model.init import resolve_attn_implementation, round_up
@@ -61,8 +69,10 @@ VARIANTS = {  # name: (attention, compile mode or inductor options (None = eager
     "koe-sdpa": ("sdpa", "default", False, 1), "koe-flex": ("flex_attention", "default", False, 1),
     "koe-mb16": ("auto", "default", False, 2), "koe-mb16-autotune": ("auto", "max-autotune-no-cudagraphs", False, 2),
     "koe-mb16-cdt": ("auto", {"coordinate_descent_tuning": True}, False, 2), "koe-mb24": ("auto", "default", False, 3),
-    "koe-mb16-cudnn": ("cudnn", "default", False, 2),
+    "koe-mb16-cudnn": ("cudnn", "default", False, 2), "koe-mb16-liger": ("auto", "default", False, 2),
+    "koe-mb16-liger-rope": ("auto", "default", False, 2),
 }
+LIGER = {"koe-mb16-liger": True, "koe-mb16-liger-rope": False}  # Liger RoPE; True: RMSNorm and MLP modules too
 
 
 def make_batches(n_batches: int, n_rows: int, seq_len: int, vocab: int, seed: int = 0) -> list[dict]:
@@ -85,10 +95,12 @@ def build_model(shape: dict, attn: str, seq_len: int) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn, dtype=torch.float32)
 
 
-def koe_step(shape: dict, args, device, attn: str, compile_mode: str | dict | None, fused: bool):
+def koe_step(shape: dict, args, device, attn: str, compile_mode: str | dict | None, fused: bool, patch=None,
+             first: dict | None = None):
     """koe's training step as `koe train` runs it (forward_backward, accelerate with koe's DDP settings, clip, fused
     AdamW); `compile_mode` is a torch.compile mode, a dict of inductor options, or None = eager. `args.grad_reduce`
-    picks the DDP all-reduce dtype (koe.train.distributed)."""
+    picks the DDP all-reduce dtype (koe.train.distributed). `patch(model)` edits the fresh model in place before the
+    optimizer sees it; `first` receives the first step's loss and gradient norm (one host sync, in the warm-up)."""
     from accelerate import Accelerator
 
     from koe.train.distributed import ddp_kwargs
@@ -98,6 +110,8 @@ def koe_step(shape: dict, args, device, attn: str, compile_mode: str | dict | No
     handler = ddp_kwargs(getattr(args, "grad_reduce", "fp32"), device.type == "cuda")
     accelerator = Accelerator(mixed_precision=args.precision, cpu=device.type == "cpu", kwargs_handlers=[handler])
     model = build_model(shape, resolve_attn_implementation(attn), args.seq_len)
+    if patch is not None:
+        patch(model)
     optimizer, _ = build_optimizer(model, OptimConfig(lr=1e-4), fused=device.type == "cuda")
     loss_model = LossModel(model, fused=fused)
     if isinstance(compile_mode, dict):
@@ -107,15 +121,17 @@ def koe_step(shape: dict, args, device, attn: str, compile_mode: str | dict | No
     loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
 
     def step(batch):
-        forward_backward(loss_model, [batch], accelerator)
-        accelerator.clip_grad_norm_(loss_model.parameters(), 1.0)
+        sums = forward_backward(loss_model, [batch], accelerator)
+        norm = accelerator.clip_grad_norm_(loss_model.parameters(), 1.0)
+        if first is not None and not first:
+            first.update(loss=float(sums[0].sum() / sums[1].sum()), grad_norm=float(norm))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     return step, model
 
 
-def plain_step(shape: dict, args, device):
+def plain_step(shape: dict, args, device, first: dict | None = None):
     """The baseline: a plain transformers loop (labels=input_ids), eager, SDPA, default AdamW."""
     model = build_model(shape, "sdpa", args.seq_len).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -125,7 +141,9 @@ def plain_step(shape: dict, args, device):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if first is not None and not first:
+            first.update(loss=float(loss), grad_norm=float(norm))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -209,20 +227,77 @@ def attention_kernel(attn: str):
         koe_attention._flash_varlen = saved
 
 
+@contextlib.contextmanager
+def liger_kernels(enabled: bool, modules: bool, device):
+    """When enabled: Qwen2's rotary embedding goes through Liger-Kernel's Triton RoPE for the duration of one variant
+    (the module-level function the attention calls), and with `modules` the yielded `swap_liger_modules` replaces the
+    model's RMSNorm and MLP modules; otherwise yields None. Liger's kernels are Triton GPU kernels: CUDA only."""
+    if not enabled:
+        yield None
+        return
+    if device.type != "cuda":
+        raise RuntimeError("the Liger-Kernel variants need a CUDA device (Triton GPU kernels); this run is on "
+                           f"{device.type}")
+    try:
+        from liger_kernel.ops import LigerRopeFunction
+    except ImportError as e:
+        raise RuntimeError(f"the Liger-Kernel variants need the liger-kernel package ({e})") from e
+    from transformers.models.qwen2 import modeling_qwen2
+
+    def rope(q, k, cos, sin, unsqueeze_dim=1):
+        return LigerRopeFunction.apply(q, k, cos, sin, None, unsqueeze_dim, None)
+
+    saved = modeling_qwen2.apply_rotary_pos_emb
+    if "apply_rotary_pos_emb(" in inspect.getsource(modeling_qwen2.Qwen2Attention.forward):
+        modeling_qwen2.apply_rotary_pos_emb = rope
+    else:  # the RMSNorm and MLP swaps still measure something
+        print("liger: Qwen2Attention.forward does not call the module-level apply_rotary_pos_emb; RoPE stays "
+              "inductor's", flush=True)
+    try:
+        yield swap_liger_modules if modules else None
+    finally:
+        modeling_qwen2.apply_rotary_pos_emb = saved
+
+
+def swap_liger_modules(model: torch.nn.Module) -> None:
+    """Replace every Qwen2 RMSNorm and MLP by Liger-Kernel's modules sharing the same parameters (so the initial
+    weights stay those of the seed). RMSNorm keeps dY intact (in_place=False): the in-place backward is known to go
+    wrong where the incoming gradient is still needed, as the residual stream's is."""
+    from liger_kernel.transformers import LigerRMSNorm, LigerSwiGLUMLP
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP, Qwen2RMSNorm
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Qwen2RMSNorm):
+            with torch.device("meta"):
+                new = LigerRMSNorm(module.weight.numel(), eps=module.variance_epsilon, in_place=False)
+            new.weight = module.weight
+        elif isinstance(module, Qwen2MLP):
+            with torch.device("meta"):
+                new = LigerSwiGLUMLP(model.config)
+            new.gate_proj, new.up_proj, new.down_proj = module.gate_proj, module.up_proj, module.down_proj
+        else:
+            continue
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, new)
+
+
 def run_variant(name: str, shape_name: str, shape: dict, args, device, peak: float) -> dict:
     attn, mode, fused, factor = VARIANTS.get(name, ("sdpa", None, False, 1))
-    with attention_kernel(attn) as attn:
-        return _run_variant(name, shape_name, shape, args, device, peak, attn, mode, fused, factor)
+    with attention_kernel(attn) as attn, liger_kernels(name in LIGER, LIGER.get(name, False), device) as patch:
+        return _run_variant(name, shape_name, shape, args, device, peak, attn, mode, fused, factor, patch)
 
 
 def _run_variant(name: str, shape_name: str, shape: dict, args, device, peak: float, attn: str, mode, fused: bool,
-                 factor: int) -> dict:
+                 factor: int, patch) -> dict:
     batches = make_batches(8, args.micro_batch * factor, args.seq_len, shape["vocab_size"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    compiled = name != "plain" and mode is not None and device.type == "cuda"
+    counters.clear()
+    first: dict = {}
     t_build = time.perf_counter()
-    step, model = plain_step(shape, args, device) if name == "plain" else \
-        koe_step(shape, args, device, attn, mode if device.type == "cuda" else None, fused)
+    step, model = plain_step(shape, args, device, first) if name == "plain" else \
+        koe_step(shape, args, device, attn, mode if device.type == "cuda" else None, fused, patch, first)
     flops = FlopCounter.from_model(model)
     params = sum(p.numel() for p in model.parameters())
     seconds = time_steps(step, batches, args, device)
@@ -234,9 +309,13 @@ def _run_variant(name: str, shape_name: str, shape: dict, args, device, peak: fl
     peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     tflops = step_flops / seconds / 1e12
     kernel_ms = profile_steps(step, batches, name, args.profile) if args.profile and device.type == "cuda" else {}
+    breaks = counters["graph_break"]
     return {"shape": shape_name, "variant": name, "params_m": params / 1e6, "rows": batches[0]["input_ids"].shape[0],
             "tokens_per_s": tokens / seconds, "tflops": tflops, "mfu": tflops / peak, "peak_gib": peak_mem,
-            "step_ms": seconds * 1e3, "warmup_s": warm_s, **({"kernel_ms": kernel_ms} if kernel_ms else {})}
+            "step_ms": seconds * 1e3, "warmup_s": warm_s, "first_loss": first["loss"],
+            "first_grad_norm": first["grad_norm"], **({"kernel_ms": kernel_ms} if kernel_ms else {}),
+            **({"graph_breaks": sum(breaks.values()), "break_reasons": [r[:200] for r in list(breaks)[:3]]}
+               if compiled else {})}
 
 
 def main() -> None:
@@ -277,22 +356,23 @@ def main() -> None:
                 row = {"shape": shape_name, "variant": name, "error": f"{type(e).__name__}: {str(e)[:120]}"}
             print(json.dumps(row), flush=True)
             rows.append(row)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump({"peak_tflops": peak, "rows": rows}, f, indent=1)
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     base = {r["shape"]: r["tokens_per_s"] for r in rows if r["variant"] == "plain" and "error" not in r}
     print(f"\n{'shape':<11} {'variant':<17} {'params':>7} {'rows':>4} {'tokens/s':>9} {'x plain':>7} {'TFLOP/s':>8} "
-          f"{'MFU':>6} {'peak GiB':>8} {'warm-up s':>9}")
+          f"{'MFU':>6} {'peak GiB':>8} {'warm-up s':>9} {'first loss':>10} {'grad norm':>9}")
     for r in rows:
         if "error" in r:
             print(f"{r['shape']:<11} {r['variant']:<17} {r['error']}")
             continue
         ratio = r["tokens_per_s"] / base[r["shape"]] if r["shape"] in base else float("nan")
         print(f"{r['shape']:<11} {r['variant']:<17} {r['params_m']:>6.0f}M {r['rows']:>4} {r['tokens_per_s']:>9.0f} "
-              f"{ratio:>6.2f}x {r['tflops']:>8.1f} {r['mfu']:>6.1%} {r['peak_gib']:>8.1f} {r['warmup_s']:>9.1f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"peak_tflops": peak, "rows": rows}, f, indent=1)
+              f"{ratio:>6.2f}x {r['tflops']:>8.1f} {r['mfu']:>6.1%} {r['peak_gib']:>8.1f} {r['warmup_s']:>9.1f} "
+              f"{r['first_loss']:>10.5f} {r['first_grad_norm']:>9.4f}")
 
 
 if __name__ == "__main__":
