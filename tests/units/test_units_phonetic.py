@@ -126,6 +126,29 @@ def test_phonetic_tokenizer_carries_its_classifier(phonetic_dir, tmp_path):
     assert [phones[u] for u in units if phones[u] != SILENCE] == ["a", "i"]
 
 
+def test_normalisation_ignores_digital_silence(phonetic_dir):
+    import math
+
+    import torch
+
+    from koe.units.features import MEL_PARAMS, SpectralExtractor
+    from koe.units.phonetic import normalize_utterance
+
+    wav, _ = tone_utterance(["a", "i", "u"], seed=3)
+    padded = np.concatenate([np.zeros(SR // 2, np.float32), wav, np.zeros(SR // 2, np.float32)])
+    mel = SpectralExtractor("mel", torch.device("cpu"), 160.0)
+    plain, pad = (mel.extract([w])[0] for w in (wav, padded))
+    floor = math.log(MEL_PARAMS["log_floor"])
+
+    def moved(log_floor: float | None) -> float:  # how far padding moves the normalised features of the speech
+        return float((normalize_utterance(pad, log_floor)[50:50 + len(plain)]
+                      - normalize_utterance(plain, log_floor)).abs().mean())
+
+    assert moved(floor) < 0.05 and moved(None) > 0.5  # all-frame statistics follow the amount of padding
+    spec = json.loads((phonetic_dir / "phonetic.json").read_text())
+    assert spec["normalization"] == "utterance_above_floor"
+
+
 def test_retrained_classifier_is_refused(phonetic_dir, tmp_path):
     import shutil
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from koe.units.features import MEL_PARAMS, FeatureExtractor, FeatureSpec, Spectr
 SCHEMA_VERSION = 1
 SPEC_FILE, WEIGHTS_FILE = "phonetic.json", "model.safetensors"
 BUNDLED_DIR = "phonetic"  # inside a tokenizer directory fitted on phonetic features
+NORMALIZATION = "utterance_above_floor"  # phonetic.json "normalization"; absent = all frames (older classifiers)
 SILENCE = "<sil>"
 DILATIONS = (1, 2, 4, 1)  # receptive field 1 + 4 * (1 + 2 + 4) + 2 = 31 frames = 0.31 s
 
@@ -66,10 +68,26 @@ class PhoneClassifier(torch.nn.Module):
         return self.head(self.body(logmel.transpose(1, 2))).transpose(1, 2)
 
 
-def normalize_utterance(logmel: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-    """Mean/variance normalisation over the utterance's own frames: removes most of the voice and channel."""
-    x = logmel if num_frames is None else logmel[:num_frames]
+def normalize_utterance(logmel: torch.Tensor, log_floor: float | None = None) -> torch.Tensor:
+    """Mean/variance normalisation over the utterance's own frames: removes most of the voice and channel.
+
+    With `log_floor` (the log-mel floor, log(1e-10) by default), the statistics leave out digital silence (frames
+    whose loudest band is within 1 nat of the floor, and the 2 frames either side, whose windows straddle it): zero
+    padding or espeak's exact-zero pauses would otherwise set the mean and variance by how much of the clip is
+    padding (0.15 s of zeros around a word raised its phone error rate from 43% to 70%). Fewer than 10 frames left:
+    all frames are used."""
+    x = logmel
+    if log_floor is not None:
+        silent = (logmel.max(dim=1).values <= log_floor + 1.0).float()[None, None]
+        near_silent = torch.nn.functional.max_pool1d(silent, 5, stride=1, padding=2)[0, 0] > 0
+        heard = logmel[~near_silent]
+        x = heard if len(heard) >= 10 else logmel
     return (logmel - x.mean(0)) / (x.std(0) + 1e-5)
+
+
+def log_floor_of(spec: dict[str, Any]) -> float | None:
+    """The floor `normalize_utterance` skips for a classifier spec; None for classifiers trained before that."""
+    return math.log(spec["mel"]["log_floor"]) if spec.get("normalization") == NORMALIZATION else None
 
 
 def weights_sha256(path: Path) -> str:
@@ -82,7 +100,7 @@ def save_classifier(out_dir: Path, model: PhoneClassifier, phones: list[str], hi
     weights = out_dir / WEIGHTS_FILE
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
     spec = {"schema_version": SCHEMA_VERSION, "phones": phones, "hidden_size": hidden_size, "dilations": DILATIONS,
-            "mel": MEL_PARAMS, "weights_sha256": weights_sha256(weights), **extra}
+            "mel": MEL_PARAMS, "normalization": NORMALIZATION, "weights_sha256": weights_sha256(weights), **extra}
     atomic_write_text(out_dir / SPEC_FILE, json.dumps(spec, indent=1) + "\n")
 
 
@@ -123,6 +141,7 @@ class PhoneticExtractor(FeatureExtractor):
         self.device = device
         self.mel = SpectralExtractor("mel", device, batch_s, spec["mel"])
         self.model = model.to(device)
+        self.log_floor = log_floor_of(spec)
         self.spec = FeatureSpec(backend="phonetic", source=str(source), frame_rate_hz=self.mel.spec.frame_rate_hz,
                                 dim=len(spec["phones"]),
                                 params={"weights_sha256": spec["weights_sha256"], "phones": spec["phones"]})
@@ -132,5 +151,5 @@ class PhoneticExtractor(FeatureExtractor):
 
     @torch.inference_mode()
     def _forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
-        return [torch.softmax(self.model(normalize_utterance(logmel)[None])[0], dim=-1)
+        return [torch.softmax(self.model(normalize_utterance(logmel, self.log_floor)[None])[0], dim=-1)
                 for logmel in self.mel._forward(inputs)]

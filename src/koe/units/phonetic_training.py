@@ -12,6 +12,7 @@ metrics.jsonl (loss per logged step, held-out accuracy per epoch), loss.png, con
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from koe.seed import rng_for, seed_everything
 from koe.stage import KoeInputError, StageReport, progress
 from koe.train.logger import plot_step_losses
 from koe.units.config import PhoneticConfig
-from koe.units.features import SpectralExtractor, resolve_device
+from koe.units.features import MEL_PARAMS, SpectralExtractor, resolve_device
 from koe.units.phonetic import SILENCE, PhoneClassifier, normalize_utterance, phone_class, save_classifier
 
 STAGE = "units train-phonetic"
@@ -74,7 +75,7 @@ def _featurise(cfg: PhoneticConfig, utts: list[Utterance], report: StageReport):
         except KoeInputError as e:
             report.fail(utt.id, str(e), utt.audio_path)
             continue
-        feats.append(normalize_utterance(extractor.extract([wav])[0]))
+        feats.append(normalize_utterance(extractor.extract([wav])[0], math.log(MEL_PARAMS["log_floor"])))
         kept.append(utt)
     return feats, kept
 
