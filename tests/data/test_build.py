@@ -141,6 +141,25 @@ def test_interleaved_words_match_the_manifest(inputs, tmp_path):
     assert abs(speech_words / total_words - 0.3) < 0.05
 
 
+def test_paired_documents_are_an_utterance_then_its_transcript(inputs, tmp_path):
+    root, utts, recs = inputs
+    run_build(_cfg(root, tmp_path / "d", mixture={"text": 0, "speech": 0, "interleaved": 0, "paired": 1}))
+    vocab = load_data_meta(tmp_path / "d").vocab
+    tok = AutoTokenizer.from_pretrained(tmp_path / "d" / "tokenizer")
+    by_id = {u.id: (u, r) for u, r in zip(utts, recs, strict=True)}
+    docs = list(read_token_shards(tmp_path / "d", "train"))
+    assert len(docs) == 53 and all(d.kind == 3 for d in docs)  # the unaligned one too: pairs need no word times
+    expected = {tuple(r.units.tolist()): u.text for u, r in by_id.values() if u.split == "train"}
+    for doc in docs:
+        t, m = doc.tokens.astype(np.int64), doc.modality
+        assert t[0] == vocab.speech_marker_id and m[-1] == MARKER
+        switch = int(np.flatnonzero(t == vocab.text_marker_id)[0])
+        assert (m[1:switch] == SPEECH).all() and (m[switch + 1:-1] == TEXT).all()
+        assert tok.decode(t[switch + 1:-1]) == " " + expected[tuple((t[1:switch] - vocab.unit_offset).tolist())]
+    summary = json.loads((tmp_path / "d" / "data_build_summary.json").read_text())
+    assert summary["paired_without_words"] == 0 and summary["train_tokens_by_kind"]["paired"] == summary["train_tokens"]
+
+
 def _is_subsequence(part: tuple, whole: tuple) -> bool:
     it = iter(whole)
     return all(x in it for x in part)

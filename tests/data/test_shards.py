@@ -57,7 +57,7 @@ def test_round_trip_over_several_shards(tmp_path):
         ds[50]
     stats = w.stats
     assert stats.num_tokens == sum(len(d[0]) for d in docs)
-    assert stats.documents_by_kind == {"text": 17, "speech": 17, "interleaved": 16}
+    assert stats.documents_by_kind == {"text": 17, "speech": 17, "interleaved": 16, "paired": 0}
     all_mod = np.concatenate([d[1] for d in docs])
     assert stats.tokens_by_modality == {"text": int((all_mod == TEXT).sum()), "speech": int((all_mod == SPEECH).sum()),
                                         "marker": int((all_mod == MARKER).sum())}

@@ -30,6 +30,7 @@ from koe.data.plot import plot_token_stats
 from koe.data.shards import (
     INTERLEAVED,
     KINDS,
+    PAIRED,
     SPEECH,
     SPEECH_ONLY,
     TEXT,
@@ -45,7 +46,7 @@ from koe.seed import rng_for
 from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
 
 SPLITS = ("train", "valid")
-KIND_IDS = {"text": TEXT_ONLY, "speech": SPEECH_ONLY, "interleaved": INTERLEAVED}
+KIND_IDS = {"text": TEXT_ONLY, "speech": SPEECH_ONLY, "interleaved": INTERLEAVED, "paired": PAIRED}
 
 
 @dataclasses.dataclass
@@ -79,9 +80,11 @@ def run_build(cfg: BuildConfig) -> StageReport:
         _text_docs(cfg, tokenizer, vocab, texts, pools, report, counts)
     if "speech" in weights:
         _speech_docs(cfg, vocab, speech, pools, counts)
+    if "paired" in weights:
+        _paired_docs(cfg, tokenizer, vocab, speech, pools, counts)
     if "interleaved" in weights:
         _interleaved_docs(cfg, tokenizer, vocab, float(units_meta.frame_rate_hz), speech, pools, report, counts)
-    elif "speech" in weights:
+    elif "speech" in weights or "paired" in weights:
         report.ok(len(speech))  # every utterance went into a speech-only document
     unused = report.items_in - report.items_out - len(report.failures)
     if unused:  # e.g. utterances of a text-only build: not failures, but said rather than silently dropped
@@ -236,6 +239,23 @@ def _speech_docs(cfg, vocab, speech: list[SpeechUtt], pools, counts) -> None:
         for i in range(0, len(group), cfg.speech_utts_per_doc):
             tokens = np.concatenate([_unit_tokens(s, vocab) for s in group[i:i + cfg.speech_utts_per_doc]])
             _add(pools[split]["speech"], [Segment(SPEECH, 0, 0, tokens)], cfg, vocab, counts)
+
+
+def _paired_docs(cfg, tokenizer, vocab, speech: list[SpeechUtt], pools, counts) -> None:
+    """Paired documents: an utterance's units, then its words as text (`<speech> units <text> words</s>`), the
+    ASR-style pairing that ties each spoken word to its written form more directly than word-level interleaving.
+    Needs no alignment: the words are the manifest's word spans (silences dropped), else its `text`; utterances with
+    neither are counted (`paired_without_words`)."""
+    silence = set(cfg.silence_words)
+    with_words = [(s, [w for w, _, _ in s.utt.words or [] if w not in silence] or (s.utt.text or "").split())
+                  for s in speech]
+    with_words = [(s, words) for s, words in with_words if words]
+    counts["paired_without_words"] += len(speech) - len(with_words)
+    encode = _encoder(tokenizer)
+    texts = encode([cfg.text_span_prefix + " ".join(words) for _, words in with_words]) if with_words else []
+    for (s, _), text in zip(with_words, texts, strict=True):
+        segments = [Segment(SPEECH, 0, 0, _unit_tokens(s, vocab)), Segment(TEXT, 0, 0, np.asarray(text, np.int64))]
+        _add(pools[s.utt.split]["paired"], segments, cfg, vocab, counts)
 
 
 def _interleaved_docs(cfg, tokenizer, vocab, frame_rate: float, speech: list[SpeechUtt], pools, report,

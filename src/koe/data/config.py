@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-KINDS = ("text", "interleaved", "speech")
+KINDS = ("text", "interleaved", "speech", "paired")
 
 
 def _h(text: str) -> dict:
@@ -18,11 +18,13 @@ def _h(text: str) -> dict:
 
 @dataclass
 class MixtureConfig:
-    """Token-budget weights of the three document kinds (normalised; 0 leaves a kind out)."""
+    """Token-budget weights of the document kinds (normalised; 0 leaves a kind out)."""
 
     text: float = field(default=0.20, metadata=_h("weight of text-only documents, by tokens (SlamKit: 0.20)"))
     interleaved: float = field(default=0.54, metadata=_h("weight of interleaved documents, by tokens (SlamKit: 0.54)"))
     speech: float = field(default=0.25, metadata=_h("weight of speech-only documents, by tokens (SlamKit: 0.25)"))
+    paired: float = field(default=0.0, metadata=_h(
+        "weight of paired documents: an utterance's speech, then its transcript (ASR-style; SlamKit: none)"))
     fill: Literal["downsample", "upsample"] = field(
         default="downsample",
         metadata=_h("without budget_tokens: downsample = largest budget repeating nothing; "
@@ -30,7 +32,7 @@ class MixtureConfig:
     budget_tokens: int = field(default=0, metadata=_h("total train tokens (documents repeat as needed); 0 = use fill"))
 
     def weights(self) -> dict[str, float]:
-        total = self.text + self.interleaved + self.speech
+        total = self.text + self.interleaved + self.speech + self.paired
         return {k: getattr(self, k) / total for k in KINDS if getattr(self, k) > 0}
 
 
@@ -82,12 +84,13 @@ class BuildConfig:
             problems.append(f"mixture weights must be >= 0 with a positive sum, got {weights}")
         if not self.units_dir:
             problems.append("units_dir is required (its unit tokenizer fixes the unit vocabulary, even for text-only)")
-        if (weights["interleaved"] > 0 or weights["speech"] > 0) and not self.manifest:
-            problems.append("manifest is required for speech-only or interleaved documents")
+        if (weights["interleaved"] > 0 or weights["speech"] > 0 or weights["paired"] > 0) and not self.manifest:
+            problems.append("manifest is required for speech-only, interleaved or paired documents")
         if weights["text"] > 0 and not self.text:
             problems.append("mixture.text > 0 needs text corpora (text=[...]); or set mixture.text=0")
-        if self.text_tokenizer == "units" and (weights["text"] > 0 or weights["interleaved"] > 0):
-            problems.append("text_tokenizer=units has no text: set mixture.text=0 and mixture.interleaved=0")
+        if self.text_tokenizer == "units" and (weights["text"] > 0 or weights["interleaved"] > 0
+                                               or weights["paired"] > 0):
+            problems.append("text_tokenizer=units has no text: set mixture.text, .interleaved and .paired to 0")
         if self.text_tokenizer.startswith("train:") and not self.text_tokenizer[6:].isdigit():
             problems.append(f"text_tokenizer={self.text_tokenizer!r}: expected train:<vocab_size>")
         if not 0 < self.speech_fraction < 1:

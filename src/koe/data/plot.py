@@ -11,7 +11,8 @@ import numpy as np
 
 from koe.data.shards import KINDS, MODALITIES
 
-COLOURS = {"text": "tab:blue", "speech": "tab:orange", "marker": "tab:gray", "interleaved": "tab:green"}
+COLOURS = {"text": "tab:blue", "speech": "tab:orange", "marker": "tab:gray", "interleaved": "tab:green",
+           "paired": "tab:purple"}
 
 
 def plot_token_stats(lengths_by_kind: dict[str, list[int]], tokens_by_kind: dict[str, dict[str, int]],

@@ -13,7 +13,7 @@
 
 Document d of a shard is `tokens[doc_offsets[d]:doc_offsets[d+1]]`, always ending with the eos id. `modality` marks
 each token TEXT (0), SPEECH (1) or MARKER (2: `<speech>`, `<text>`, eos), so a trainer can weight or mask losses per
-modality; `doc_kind` is TEXT_ONLY (0), SPEECH_ONLY (1) or INTERLEAVED (2). See docs/sequences.md.
+modality; `doc_kind` is TEXT_ONLY (0), SPEECH_ONLY (1), INTERLEAVED (2) or PAIRED (3). See docs/sequences.md.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from koe.stage import KoeInputError, write_json
 SCHEMA_VERSION = 1
 TEXT, SPEECH, MARKER = 0, 1, 2
 MODALITIES = ("text", "speech", "marker")
-TEXT_ONLY, SPEECH_ONLY, INTERLEAVED = 0, 1, 2
-KINDS = ("text", "speech", "interleaved")
+TEXT_ONLY, SPEECH_ONLY, INTERLEAVED, PAIRED = 0, 1, 2, 3
+KINDS = ("text", "speech", "interleaved", "paired")
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -79,7 +79,11 @@ class SplitStats:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SplitStats:
-        return cls(**{k: v for k, v in d.items() if k != "tokens_by_modality"})
+        stats = cls(**{k: v for k, v in d.items() if k != "tokens_by_modality"})
+        for kind in KINDS:  # meta.json written before a kind existed has no entry for it
+            stats.documents_by_kind.setdefault(kind, 0)
+            stats.tokens_by_kind.setdefault(kind, dict.fromkeys(MODALITIES, 0))
+        return stats
 
 
 @dataclasses.dataclass
@@ -151,8 +155,8 @@ class TokenShardWriter:
         modality = np.asarray(modality, dtype=np.uint8)
         if len(tokens) == 0 or tokens[-1] != self.eos_id:
             raise ValueError(f"a document must end with eos ({self.eos_id})")
-        if modality.shape != tokens.shape or modality.max() >= len(MODALITIES) or kind not in (0, 1, 2):
-            raise ValueError("modality must be one of 0/1/2 per token and kind one of 0/1/2")
+        if modality.shape != tokens.shape or modality.max() >= len(MODALITIES) or not 0 <= kind < len(KINDS):
+            raise ValueError(f"modality must be one of 0/1/2 per token and kind one of 0..{len(KINDS) - 1}")
         self._tokens.append(tokens)
         self._modality.append(modality)
         self._kinds.append(kind)
