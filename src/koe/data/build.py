@@ -1,4 +1,4 @@
-"""`koe data build`: unit shards + manifest + text corpora -> token shards of three kinds, mixed by token budget.
+"""`koe data build`: unit shards + manifest + text corpora -> token shards of four kinds, mixed by token budget.
 
     koe data build units_dir=out/units manifest=out/manifest.jsonl text=[tiny/text.jsonl] \
         text_tokenizer=train:2000 out_dir=out/data
@@ -6,7 +6,7 @@
 Steps: read the unit shards and join them to the manifest (split, speaker, word times); read and split the text
 corpora; build the vocabulary (text tokenizer + units + markers, saved to out_dir/tokenizer); make a pool of
 documents per split and kind (text-only, speech-only, interleaved with `num_epochs_variants` draws per train
-utterance); draw from the pools by token weights; write shards, meta.json, token_stats.png and the summary.
+utterance, paired speech-then-transcript); draw from the pools by token weights; write shards, meta.json, token_stats.png and the summary.
 Formats and rules: docs/sequences.md.
 """
 

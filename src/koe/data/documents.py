@@ -4,7 +4,7 @@
     docs = [render(piece, vocab) for piece in pieces]     # (tokens uint32, modality uint8)
 
 A document is its segments, each preceded by its modality's marker when it starts the document or switches modality,
-then eos. The same code renders all three kinds (a text-only or speech-only document is one segment), so the marker
+then eos. The same code renders every kind (a text-only or speech-only document is one segment), so the marker
 rule cannot drift between kinds.
 """
 
