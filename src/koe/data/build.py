@@ -6,7 +6,8 @@
 Steps: read the unit shards and join them to the manifest (split, speaker, word times); read and split the text
 corpora; build the vocabulary (text tokenizer + units + markers, saved to out_dir/tokenizer); make a pool of
 documents per split and kind (text-only, speech-only, interleaved with `num_epochs_variants` draws per train
-utterance, paired speech-then-transcript); draw from the pools by token weights; write shards, meta.json, token_stats.png and the summary.
+utterance, paired speech-then-transcript); draw from the pools by token weights; write shards, meta.json,
+token_stats.png and the summary.
 Formats and rules: docs/sequences.md.
 """
 
