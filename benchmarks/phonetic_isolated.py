@@ -7,8 +7,8 @@ The tokenizer must be phonetic with `quantizer=classes`, so each unit is one pho
 substitutions + deletions + insertions of a minimum edit-distance alignment, over reference phones; silences
 dropped on both sides) of the tokenizer's units, as `koe units encode` makes them (argmax, `min_run_frames`):
 
-- held-out sentences: TinySpeech utterances of 3+ words the classifier never trained on (its seeded held-out
-  split, rebuilt here), against the manifest's phones;
+- held-out sentences: TinySpeech utterances of 3+ words the classifier never trained on (phonetic/heldout_ids.txt),
+  against the manifest's phones;
 - lexical benchmark words: every candidate WAV of bench/lexical-tiny (a word or pseudo-word said alone), against
   espeak's phonemes of its text in its voice (koe.synth.espeak.phonemize);
 - word in its sentence: the middle word of each held-out sentence, read from the units of the whole sentence;
@@ -33,16 +33,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from koe.audio import TARGET_SAMPLE_RATE_HZ, load_audio
 from koe.bench.items import BenchItem, read_items
 from koe.bench.tokens import cache_path, read_cache
 from koe.corpus.manifest import Utterance, read_manifest
-from koe.seed import rng_for
 from koe.stage import KoeInputError, progress
 from koe.synth.espeak import phonemize
 from koe.units.phonetic import SILENCE, phone_class
+from koe.units.phonetic_training import HELDOUT_FILE
 from koe.units.shards import read_unit_shards
 from koe.units.tokenizer import UnitTokenizer, dedup_units
 
@@ -115,19 +114,17 @@ class WittenBell:
 
 
 def heldout_sentences(run: Path, tok: UnitTokenizer, limit: int) -> list[Utterance]:
-    """The classifier's held-out utterances with 3+ words, rebuilt as `koe units train-phonetic` drew them."""
-    cfg = yaml.safe_load((run / "phonetic/config.yaml").read_text())
+    """The classifier's held-out utterances (phonetic/heldout_ids.txt, written by `koe units train-phonetic`) with
+    3+ words."""
     spec = json.loads((run / "phonetic/phonetic.json").read_text())
     if spec["weights_sha256"] != tok.spec.features.params.get("weights_sha256"):
         raise KoeInputError(f"{run / 'tokenizer'}: its classifier is not {run / 'phonetic'}; held-out set unknown")
-    utts = [u for u in read_manifest(run / "synth/manifest.jsonl")
-            if u.phones and (cfg["split"] is None or u.split == cfg["split"])]
-    n_held = max(1, round(cfg["heldout_fraction"] * len(utts)))
-    if len(utts) - n_held != spec["train_utterances"]:
-        raise KoeInputError(f"{run / 'phonetic/phonetic.json'}: trained on {spec['train_utterances']} utterances, "
-                            f"the manifest gives {len(utts) - n_held}; cannot rebuild the held-out split")
-    order = rng_for(cfg["seed"], "phonetic-heldout").permutation(len(utts))[:n_held]
-    return [utts[i] for i in order if len(utts[i].words or []) >= 3][:limit]
+    ids_path = run / "phonetic" / HELDOUT_FILE
+    if not ids_path.exists():
+        raise KoeInputError(f"{ids_path}: missing (a classifier trained before koe wrote it): rerun the tiny recipe")
+    held = ids_path.read_text().split()
+    by_id = {u.id: u for u in read_manifest(run / "synth/manifest.jsonl")}
+    return [by_id[i] for i in held if len(by_id[i].words or []) >= 3][:limit]
 
 
 def tokenize(tok: UnitTokenizer, wavs: list[np.ndarray], desc: str) -> list[np.ndarray]:

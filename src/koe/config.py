@@ -196,6 +196,11 @@ def _parse_raw(raw: Raw, kind: Any, args: tuple, name: str, problems: list[str])
         return str(raw)
 
 
+def at_least(cfg: Any, names: tuple[str, ...], minimum: int) -> list[str]:
+    """validate() problems for the fields of `cfg` below `minimum`, in the wording every config uses."""
+    return [f"{name}={getattr(cfg, name)} must be >= {minimum}" for name in names if getattr(cfg, name) < minimum]
+
+
 def to_dict(cfg: Any) -> dict:
     """A JSON-ready dict of a config, Paths as strings."""
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))

@@ -86,6 +86,8 @@ def test_classifier_learns_the_phones(phonetic_dir):
     assert spec["phones"] == [SILENCE, "a", "i", "u"]
     assert spec["heldout_frame_accuracy"] > 0.9
     assert (phonetic_dir / "loss.png").exists() and (phonetic_dir / "metrics.jsonl").read_text().count("\n") >= 1
+    held = (phonetic_dir / "heldout_ids.txt").read_text().split()
+    assert len(held) == 2 and len(set(held)) == 2 and "u0" not in held  # 20% of the 11 with phones; u0 has none
 
 
 def test_fit_classes_and_encode_recover_the_phone_sequence(phonetic_dir, tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from koe.config import at_least
+
 KINDS = ("text", "interleaved", "speech", "paired")
 
 
@@ -99,9 +101,7 @@ class BuildConfig:
             problems.append(f"text_valid_fraction={self.text_valid_fraction} must be in [0, 1)")
         if self.poisson_lambda <= 0:
             problems.append(f"poisson_lambda={self.poisson_lambda} must be > 0")
-        for name in ("num_epochs_variants", "speech_utts_per_doc", "shard_tokens"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        problems += at_least(self, ("num_epochs_variants", "speech_utts_per_doc", "shard_tokens"), 1)
         if self.max_seq_len < 8:
             problems.append(f"max_seq_len={self.max_seq_len} must be >= 8")
         if self.mixture.budget_tokens < 0:

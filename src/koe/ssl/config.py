@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from koe.config import at_least
+
 
 @dataclass
 class EncoderArch:
@@ -126,13 +128,8 @@ class _Common:
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to out_dir/tb"})
 
     def common_problems(self) -> list[str]:
-        out = []
-        for name in ("steps", "batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                out.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("eval_utterances", "num_workers", "eval_every"):
-            if getattr(self, name) < 0:
-                out.append(f"{name}={getattr(self, name)} must be >= 0")
+        out = at_least(self, ("steps", "batch_size", "log_every"), 1)
+        out += at_least(self, ("eval_utterances", "num_workers", "eval_every"), 0)
         if self.min_duration_s < 0.05:
             out.append(f"min_duration_s={self.min_duration_s} must be >= 0.05 (one 25 ms encoder frame and more)")
         if self.max_crop_s < self.min_duration_s:

@@ -35,7 +35,7 @@ from koe.seed import rng_for
 from koe.ssl.config import DisentangleConfig, PerturbConfig
 from koe.ssl.data import StepBatches, step_loader
 from koe.ssl.encoder import MLP, normalize_wave, reinit_module, save_encoder
-from koe.ssl.loop import SSLLogger, build_optimizer, start_run, warmup_steps
+from koe.ssl.loop import SSLLogger, build_optimizer, optimizer_step, start_run, warmup_steps
 from koe.ssl.perturb import perturb_speaker
 from koe.stage import KoeInputError, StageReport, progress
 from koe.units.encode import load_utterance
@@ -148,12 +148,7 @@ def run_disentangle(cfg: DisentangleConfig) -> StageReport:
     for step, batch in progress(steps, desc=STAGE, total=cfg.steps, unit="step") if main else steps:
         loss, cosine = model(batch["student"].to(accelerator.device), batch["teacher"].to(accelerator.device))
         accelerator.backward(loss)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip) if cfg.optim.grad_clip \
-            else None
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = optimizer_step(accelerator, model, optimizer, scheduler, cfg.optim.grad_clip)
         accelerator.unwrap_model(model).update_teacher(cfg.ema_decay)
         interval += torch.stack([loss.detach().double().cpu(), cosine.double().cpu()])
         count += 1

@@ -83,6 +83,18 @@ def build_optimizer(groups: dict[str, Iterable[torch.nn.Parameter]], cfg: SSLOpt
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
+def optimizer_step(accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, grad_clip: float) -> tuple[Any, float]:
+    """Clip (when grad_clip > 0), step, advance the schedule, clear the gradients: the update after each backward of
+    both commands. Returns (the gradient norm before clipping or None, the lr this step used)."""
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip else None
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
 class SSLLogger(MetricsLogger):
     """metrics.jsonl and TensorBoard as `koe train` writes them; close() draws one panel per metric family."""
 

@@ -26,7 +26,7 @@ from koe.seed import rng_for, seed_everything
 from koe.ssl.config import PretrainConfig
 from koe.ssl.data import StepBatches, step_loader
 from koe.ssl.encoder import FrameGeometry, HubertPretrainer, LabelHead, build_hubert, normalize_wave, save_encoder
-from koe.ssl.loop import SSLLogger, build_optimizer, start_run
+from koe.ssl.loop import SSLLogger, build_optimizer, optimizer_step, start_run
 from koe.ssl.targets import align_labels, frame_labels, label_grid, span_mask, target_tokenizer
 from koe.stage import KoeInputError, StageReport, progress
 from koe.units.encode import load_utterance
@@ -97,12 +97,7 @@ def run_pretrain(cfg: PretrainConfig) -> StageReport:
         batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
         out = trainer(batch["wave"], batch["mask"], batch["targets"])
         accelerator.backward(out["ce_sum"] / out["masked"].clamp(min=1))
-        grad_norm = accelerator.clip_grad_norm_(trainer.parameters(), cfg.optim.grad_clip) if cfg.optim.grad_clip \
-            else None
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = optimizer_step(accelerator, trainer, optimizer, scheduler, cfg.optim.grad_clip)
         interval += torch.stack([out[k].detach().double().cpu() for k in COUNTS])
         audio_s += batch["wave"].numel() / TARGET_SAMPLE_RATE_HZ * world
         done = step + 1

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from koe.config import at_least
+
 
 @dataclass
 class ModelConfig:
@@ -118,13 +120,9 @@ class TrainConfig:
     save_final: bool = field(default=True, metadata={"help": "write the HF model dir out_dir/final"})
 
     def validate(self) -> list[str]:
-        problems = []
-        for name in ("max_seq_len", "micro_batch_size", "grad_accum_steps", "log_every", "eval_batches"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("save_every", "eval_every", "keep_checkpoints"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        problems = at_least(self, ("max_seq_len", "micro_batch_size", "grad_accum_steps", "log_every", "eval_batches"),
+                            1)
+        problems += at_least(self, ("save_every", "eval_every", "keep_checkpoints"), 0)
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps={self.max_steps} must be >= 1")
         if self.max_tokens is not None and self.max_tokens <= 0:

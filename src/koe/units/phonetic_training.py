@@ -6,7 +6,8 @@ Every utterance of the split with phone times is featurised once (log-mel, utter
 `heldout_fraction` of utterances is kept out to report frame accuracy. Training draws random windows of
 `window_frames` frames; frames between phones are the silence class. Utterances without phones, or whose audio
 fails to load, are listed as failures (the stage goes on with the rest). Writes the classifier directory,
-metrics.jsonl (loss per logged step, held-out accuracy per epoch), loss.png, config.yaml and the summary.
+heldout_ids.txt, metrics.jsonl (loss per logged step, held-out accuracy per epoch), loss.png, config.yaml and the
+summary.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from koe.audio import load_audio
 from koe.config import save_config
 from koe.corpus.manifest import Utterance, read_manifest
 from koe.seed import rng_for, seed_everything
-from koe.stage import KoeInputError, StageReport, progress
+from koe.stage import KoeInputError, StageReport, atomic_write_text, progress
 from koe.train.logger import plot_step_losses
 from koe.units.config import PhoneticConfig
 from koe.units.features import MEL_PARAMS, SpectralExtractor, resolve_device
 from koe.units.phonetic import SILENCE, PhoneClassifier, normalize_utterance, phone_class, save_classifier
 
 STAGE = "units train-phonetic"
+HELDOUT_FILE = "heldout_ids.txt"  # the utterances kept out of training, one id a line (for later evaluations)
 
 
 def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
@@ -46,6 +48,7 @@ def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
     order = rng_for(cfg.seed, "phonetic-heldout").permutation(len(utts))
     n_held = max(1, round(cfg.heldout_fraction * len(utts)))
     held, train = order[:n_held], order[n_held:]
+    atomic_write_text(cfg.out_dir / HELDOUT_FILE, "".join(f"{utts[i].id}\n" for i in held))
     model = PhoneClassifier(feats[0].shape[1], cfg.hidden_size, len(phones)).to(device)
     losses, accuracies = _train(cfg, model, feats, labels, train, held, device)
     save_classifier(cfg.out_dir, model.cpu(), phones, cfg.hidden_size,
@@ -62,6 +65,7 @@ def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
 def _featurise(cfg: PhoneticConfig, utts: list[Utterance], report: StageReport):
     """Log-mel of every utterance with phones; the rest are listed as failures."""
     extractor = SpectralExtractor("mel", torch.device("cpu"), batch_s=160.0)
+    log_floor = math.log(MEL_PARAMS["log_floor"])
     feats, kept = [], []
     base = cfg.manifest.parent
     for utt in progress(utts, desc="phonetic features"):
@@ -75,7 +79,7 @@ def _featurise(cfg: PhoneticConfig, utts: list[Utterance], report: StageReport):
         except KoeInputError as e:
             report.fail(utt.id, str(e), utt.audio_path)
             continue
-        feats.append(normalize_utterance(extractor.extract([wav])[0], math.log(MEL_PARAMS["log_floor"])))
+        feats.append(normalize_utterance(extractor.extract([wav])[0], log_floor))
         kept.append(utt)
     return feats, kept
 

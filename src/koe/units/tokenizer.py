@@ -193,7 +193,7 @@ class UnitTokenizer:
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
             features = self.spec.features
-            if features.backend == "phonetic" and self.root is not None and (self.root / features.source).is_dir():
+            if features.source and self.root is not None and (self.root / features.source).is_dir():
                 features = dataclasses.replace(features, source=str(self.root / features.source))
             self._extractor = build_extractor(features, self.device, batch_s=self.batch_s)
         return self._extractor
