@@ -73,7 +73,7 @@ def frame_labels(tok, utts: list[Utterance], manifest_dir: Path, max_duration_s:
                  report: StageReport) -> dict[str, np.ndarray]:
     """Frame-level labels (before dedup) of every utterance, uint16, in batches of about 60 s of audio; files that
     cannot be read are listed in the report and left out."""
-    from koe.units.encode import duration_groups, iter_loaded
+    from koe.units.encode import duration_groups, iter_loaded, split_loaded
 
     if tok.num_units > np.iinfo(np.uint16).max:
         raise KoeInputError(f"targets: {tok.num_units} units do not fit uint16 labels")
@@ -81,12 +81,8 @@ def frame_labels(tok, utts: list[Utterance], manifest_dir: Path, max_duration_s:
     out: dict[str, np.ndarray] = {}
     for loaded, _ in progress(iter_loaded(utts, groups, manifest_dir, max_duration_s, threads=2),
                               desc="ssl targets", total=len(groups), unit="batch"):
-        good = []
-        for i, wav in loaded:
-            if isinstance(wav, KoeInputError):
-                report.fail(utts[i].id, str(wav), utts[i].audio_path)
-            else:
-                good.append((i, wav))
+        good, failed = split_loaded(loaded, utts)
+        report.failures.extend(failed)
         for (i, _), labels in zip(good, tok.frame_units([w for _, w in good]), strict=True):
             out[utts[i].id] = labels.astype(np.uint16)
     return out

@@ -66,6 +66,13 @@ def duration_groups(utts: list[Utterance], batch_s: float, sort: bool = True) ->
 Loaded = list[tuple[int, "np.ndarray | KoeInputError"]]
 
 
+def split_loaded(loaded: Loaded, utts: list[Utterance]) -> tuple[list[tuple[int, np.ndarray]], list[Failure]]:
+    """The (index, waveform) pairs of a loaded group that decoded, and a Failure for each file that did not."""
+    good = [(i, w) for i, w in loaded if not isinstance(w, KoeInputError)]
+    failed = [Failure(utts[i].id, str(w), str(utts[i].audio_path)) for i, w in loaded if isinstance(w, KoeInputError)]
+    return good, failed
+
+
 def iter_loaded(utts: list[Utterance], groups: list[list[int]], manifest_dir: Path, max_duration_s: float | None,
                 threads: int, collate: Callable[[list[np.ndarray]], Any] | None = None, lookahead: int = 2
                 ) -> Iterator[tuple[Loaded, Any]]:
@@ -138,10 +145,8 @@ def encode_part(job: PartJob, tok: UnitTokenizer | None = None) -> PartResult:
         batches = iter_loaded(utts, groups, Path(job.manifest_dir), job.max_duration_s, job.loader_threads,
                               collate=tok.prepare)
         for loaded, prepared in batches:
-            good = [(i, w) for i, w in loaded if not isinstance(w, KoeInputError)]
-            for i, err in loaded:
-                if isinstance(err, KoeInputError):
-                    result.failures.append(Failure(utts[i].id, str(err), str(utts[i].audio_path)))
+            good, failed = split_loaded(loaded, utts)
+            result.failures.extend(failed)
             encoded = tok.tokenize_prepared(prepared) if good else []
             for (i, wav), t in zip(good, encoded, strict=True):
                 records[i] = UnitRecord(utts[i].id, t.units, t.durations, t.segments)

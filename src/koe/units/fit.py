@@ -29,7 +29,7 @@ from koe.corpus.manifest import read_manifest
 from koe.seed import rng_for, seed_everything
 from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
 from koe.units.config import FitConfig
-from koe.units.encode import duration_groups, iter_loaded
+from koe.units.encode import duration_groups, iter_loaded, split_loaded
 from koe.units.features import FeatureExtractor, build_extractor
 from koe.units.kmeans import assign_units, codebook_usage, fit_kmeans
 from koe.units.tokenizer import UnitTokenizer, UnitTokenizerSpec, dedup_units
@@ -174,12 +174,8 @@ def _collect_features(cfg: FitConfig, utts: list, extractor: FeatureExtractor,
     loaded_groups = iter_loaded(order, groups, Path(cfg.manifest).parent, cfg.max_duration_s, threads=4)
     for loaded, _ in progress(loaded_groups, desc=STAGE, total=len(groups), unit="batch"):
         report.items_in += len(loaded)
-        good = []
-        for i, wav in loaded:
-            if isinstance(wav, KoeInputError):
-                report.fail(order[i].id, str(wav), order[i].audio_path)
-            else:
-                good.append((i, wav))
+        good, failed = split_loaded(loaded, order)
+        report.failures.extend(failed)
         for (i, _), f in zip(good, extractor.extract([w for _, w in good]), strict=True):
             feats.append(f.cpu().numpy())
             num_frames += len(f)
