@@ -74,7 +74,7 @@ class CudnnVarlen(torch.autograd.Function):
 
 @torch.compiler.disable
 def cudnn_varlen(q, k, v, cu, max_len, scale) -> torch.Tensor:
-    """Drop-in for koe.train.attention._flash_varlen. Runs outside torch.compile's graph (one graph break per layer):
+    """Drop-in for koe.model.attention._flash_varlen. Runs outside torch.compile's graph (one graph break per layer):
     torch 2.11 has no fake-tensor rule for the op's varlen form."""
     if q.shape[1] != k.shape[1]:
         k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
@@ -84,7 +84,7 @@ def cudnn_varlen(q, k, v, cu, max_len, scale) -> torch.Tensor:
 def _inputs(rows: int, seed: int):
     from train_throughput import make_batches
 
-    from koe.train.attention import cu_seqlens
+    from koe.model.attention import cu_seqlens
 
     batch = make_batches(1, rows, 2048, 1000, seed=seed)[0]
     cu, max_len = cu_seqlens(batch["position_ids"])
@@ -105,7 +105,7 @@ def _fwd_bwd(fn, q, k, v, grad):
 
 def check(seed: int = 1) -> dict:
     """Relative error of each backend's output and gradients against fp32 block-causal SDPA, 2 rows."""
-    from koe.train.attention import _flash_varlen, _reference
+    from koe.model.attention import _flash_varlen, _reference
 
     q, k, v, cu, max_len = _inputs(2, seed)
     grad = torch.randn_like(q)
@@ -135,7 +135,7 @@ def time_ms(fn, q, k, v, grad, reps: int = 20) -> float:
 def timings(rows: int = 16) -> dict:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from koe.train.attention import _flash_varlen
+    from koe.model.attention import _flash_varlen
 
     q, k, v, cu, max_len = _inputs(rows, 0)
     grad = torch.randn_like(q)

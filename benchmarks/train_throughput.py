@@ -14,7 +14,7 @@ Variants (`--variants`, comma-separated; each is a fresh model):
 - plain: `model(input_ids, labels=input_ids)`, eager, SDPA causal over whole rows (documents see each other),
   torch.optim.AdamW defaults, torch clip_grad_norm_ (the baseline of the performance issue);
 - koe: koe's default GPU path: the loss inside koe.train.loss.LossModel, compiled with the model, through
-  accelerate; varlen flash attention from document boundaries (koe.train.attention); fused AdamW;
+  accelerate; varlen flash attention from document boundaries (koe.model.attention); fused AdamW;
 - koe-eager (no compile), koe-chunked (chunked linear cross-entropy, koe.train.fused), koe-eager-chunked,
   koe-sdpa / koe-flex (transformers' packed-sequence mask with SDPA / flex_attention), koe-mb16 / koe-mb24 (16 / 24
   rows per step), koe-mb16-autotune (16 rows, torch.compile mode "max-autotune-no-cudagraphs": inductor benchmarks
@@ -26,7 +26,7 @@ Variants (`--variants`, comma-separated; each is a fresh model):
   liger-kernel package only), koe-mb16-liger-rope (the same with Liger's RoPE alone): koe with one or two things
   changed.
 
-FLOPs: every loop is credited with the same work for the same tokens, koe.train.metrics.FlopCounter with the
+FLOPs: every loop is credited with the same work for the same tokens, koe.training.throughput.FlopCounter with the
 documents' own lengths (6 x matmul params x tokens + 12 x layers x hidden x sum of squared document lengths), so
 TFLOP/s and MFU compare as tokens/s do. MFU is against --peak-tflops, which defaults to the bf16 matmul rate this
 script measures on the card first (8192^3, random data). Prints one table; --json writes the rows (after each row, so
@@ -54,8 +54,8 @@ from transformers import AutoModelForCausalLM, Qwen2Config
 
 from koe.model.init import resolve_attn_implementation, round_up
 from koe.train.config import OptimConfig
-from koe.train.metrics import FlopCounter, segment_sq_sum
 from koe.train.packing import pack_documents
+from koe.training.throughput import FlopCounter, segment_sq_sum
 
 BODY = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
             intermediate_size=4864)
@@ -218,7 +218,7 @@ def attention_kernel(attn: str):
         return
     from attention_backends import cudnn_varlen
 
-    import koe.train.attention as koe_attention
+    import koe.model.attention as koe_attention
 
     saved, koe_attention._flash_varlen = koe_attention._flash_varlen, cudnn_varlen
     try:

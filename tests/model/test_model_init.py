@@ -11,8 +11,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 from koe.data.vocab import SpeechVocab, extend_tokenizer, units_only_tokenizer
-from koe.model import init_model, save_model
-from koe.train.config import ModelConfig
+from koe.model.config import ModelConfig
+from koe.model.init import init_model, save_model
 
 WORDS = ["<unk>", "</s>", "<pad>", "hello", "world", "cat", "dog", "."]
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, Qwen2Config
 
-from koe.train.attention import cu_seqlens, register_varlen, varlen_kwargs
+from koe.model.attention import cu_seqlens, register_varlen, varlen_kwargs
 from koe.train.fused import linear_cross_entropy
 from koe.train.loss import LossModel, modality_sums, token_losses
 from koe.train.packing import IGNORE

@@ -22,13 +22,13 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config
 
 from koe.data.vocab import SpeechVocab
-from koe.train.config import LoraConfig, ModelConfig
+from koe.model.config import LoraConfig, ModelConfig
 
 
 def resolve_attn_implementation(name: str) -> str:
-    """`auto` picks flash-attention 2 when installed, else torch's varlen flash kernels (koe.train.attention) on
+    """`auto` picks flash-attention 2 when installed, else torch's varlen flash kernels (koe.model.attention) on
     CUDA, else SDPA; all three keep packed documents apart exactly. The varlen function is registered on demand."""
-    from koe.train.attention import VARLEN, register_varlen, varlen_available
+    from koe.model.attention import VARLEN, register_varlen, varlen_available
 
     if name == VARLEN:
         return register_varlen()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from koe.config import at_least
+from koe.training.config import OptimConfig
 
 
 @dataclass
@@ -31,31 +32,18 @@ class EncoderArch:
 
 
 @dataclass
-class SSLOptim:
-    """AdamW and its schedule (koe.train.schedule.lr_factor); warm-up is a fraction of the steps."""
+class SSLOptim(OptimConfig):
+    """The shared AdamW + schedule options (koe.training.config) with HuBERT's defaults; warm-up 8% of the steps."""
 
     lr: float = field(default=5e-4, metadata={"help": "peak learning rate (HuBERT base: 5e-4)"})
-    min_lr_ratio: float = field(default=0.05, metadata={"help": "final lr as a fraction of the peak"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decoupled decay on matrices"})
-    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
     beta2: float = field(default=0.98, metadata={"help": "AdamW beta2 (HuBERT: 0.98)"})
     eps: float = field(default=1e-6, metadata={"help": "AdamW epsilon"})
-    grad_clip: float = field(default=1.0, metadata={"help": "max global gradient norm (0 = off)"})
     schedule: Literal["wsd", "cosine", "constant"] = field(default="cosine", metadata={
         "help": "after warm-up: cosine to min_lr_ratio, wsd (flat, then linear decay over decay_fraction), constant"})
-    warmup_fraction: float = field(default=0.08, metadata={"help": "linear warm-up over this fraction of the steps"})
+    warmup_steps: float = field(default=0.08, metadata={
+        "help": "linear warm-up: a fraction of the steps when < 1, else a step count"})
     decay_fraction: float = field(default=0.5, metadata={"help": "wsd: fraction of steps spent decaying"})
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.lr <= 0 or self.eps <= 0:
-            out.append("optim.lr and optim.eps must be > 0")
-        for name in ("min_lr_ratio", "warmup_fraction", "decay_fraction", "beta1", "beta2"):
-            if not 0 <= getattr(self, name) <= 1:
-                out.append(f"optim.{name}={getattr(self, name)} must be in [0, 1]")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            out.append("optim.weight_decay and optim.grad_clip must be >= 0")
-        return out
 
 
 @dataclass
@@ -67,8 +55,9 @@ class DisentangleOptim(SSLOptim):
     min_lr_ratio: float = field(default=0.1, metadata={"help": "final lr as a fraction of the peak"})
     schedule: Literal["wsd", "cosine", "constant"] = field(default="wsd", metadata={
         "help": "after warm-up: wsd (flat, then linear decay over decay_fraction), cosine, constant"})
-    warmup_fraction: float = field(default=0.03, metadata={
-        "help": "warm-up fraction of the steps; only the re-initialised layers and heads learn during it"})
+    warmup_steps: float = field(default=0.03, metadata={
+        "help": "warm-up (fraction of the steps when < 1, else steps); only the re-initialised layers and heads "
+                "learn during it"})
     beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
     eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
 

@@ -35,9 +35,13 @@ from koe.seed import rng_for
 from koe.ssl.config import DisentangleConfig, PerturbConfig
 from koe.ssl.data import StepBatches, step_loader
 from koe.ssl.encoder import MLP, normalize_wave, reinit_module, save_encoder
-from koe.ssl.loop import SSLLogger, build_optimizer, optimizer_step, start_run, warmup_steps
+from koe.ssl.loop import start_run
 from koe.ssl.perturb import perturb_speaker
 from koe.stage import KoeInputError, StageReport, progress
+from koe.training.config import warmup_steps
+from koe.training.logger import MetricsLogger
+from koe.training.optim import build_adamw, optimizer_step
+from koe.training.schedule import build_scheduler
 from koe.units.encode import load_utterance
 
 STAGE = "ssl disentangle"
@@ -125,15 +129,17 @@ def run_disentangle(cfg: DisentangleConfig) -> StageReport:
     new_layers = student.encoder.layers[num_layers - cfg.reinit_layers :]
     old_layers = student.encoder.layers[: num_layers - cfg.reinit_layers]
     warm = warmup_steps(cfg.optim, cfg.steps)
-    optimizer, scheduler = build_optimizer(
+    optimizer, frozen = build_adamw(
         {"new": [*new_layers.parameters(), *model.projector.parameters(), *model.predictor.parameters()],
-         "pretrained": list(old_layers.parameters())}, cfg.optim, cfg.steps, frozen_steps={"pretrained": warm})
+         "pretrained": list(old_layers.parameters())}, cfg.optim, frozen_steps={"pretrained": warm})
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.steps, frozen)
     trainable = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
     model, optimizer = accelerator.prepare(model, optimizer)
     batches = StepBatches(train, manifest_dir, cfg.batch_size, cfg.max_crop_s, cfg.max_duration_s, cfg.seed, rank,
                           world, DisentangleBatch(cfg.perturb))
-    log = SSLLogger(out_dir, {"loss (MSE of unit vectors)": ["loss"], "cosine(student, teacher)": ["cosine"],
-                              "invariance (held-out)": ["eval_same", "eval_other"]}, cfg.tensorboard, enabled=main)
+    log = MetricsLogger(out_dir, cfg.tensorboard, enabled=main,
+                        panels={"loss (MSE of unit vectors)": ["loss"], "cosine(student, teacher)": ["cosine"],
+                                "invariance (held-out)": ["eval_same", "eval_other"]})
     log.write(0, {"eval_same": init_invariance["same"][-1], "eval_other": init_invariance["other"][-1]})
     if main:
         print(f"[{STAGE}] {trainable / 1e6:.2f}M trainable params, {num_layers} layers ({cfg.reinit_layers} "

@@ -26,9 +26,12 @@ from koe.seed import rng_for, seed_everything
 from koe.ssl.config import PretrainConfig
 from koe.ssl.data import StepBatches, step_loader
 from koe.ssl.encoder import FrameGeometry, HubertPretrainer, LabelHead, build_hubert, normalize_wave, save_encoder
-from koe.ssl.loop import SSLLogger, build_optimizer, optimizer_step, start_run
+from koe.ssl.loop import start_run
 from koe.ssl.targets import align_labels, frame_labels, label_grid, span_mask, target_tokenizer
 from koe.stage import KoeInputError, StageReport, progress
+from koe.training.logger import MetricsLogger
+from koe.training.optim import build_adamw, optimizer_step
+from koe.training.schedule import build_scheduler
 from koe.units.encode import load_utterance
 
 STAGE = "ssl pretrain"
@@ -73,13 +76,14 @@ def run_pretrain(cfg: PretrainConfig) -> StageReport:
     trainer = HubertPretrainer(encoder, LabelHead(cfg.model.hidden_size, tok.num_units, cfg.final_dim,
                                                   cfg.logit_temp))
     num_params = sum(p.numel() for p in encoder.parameters())
-    optimizer, scheduler = build_optimizer({"all": trainer.parameters()}, cfg.optim, cfg.steps)
+    optimizer, frozen = build_adamw({"all": trainer.parameters()}, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.steps, frozen)
     trainer, optimizer = accelerator.prepare(trainer, optimizer)
     batches = StepBatches(train, manifest_dir, cfg.batch_size, cfg.max_crop_s, cfg.max_duration_s, cfg.seed, rank,
                           world, PretrainBatch(labels, grid, geometry, cfg.mask_prob, cfg.mask_length))
-    log = SSLLogger(out_dir, {"masked cross-entropy (nats/frame)": ["loss", "eval_loss"],
-                              "accuracy": ["masked_acc", "unmasked_acc", "eval_masked_acc"]},
-                    cfg.tensorboard, enabled=main)
+    log = MetricsLogger(out_dir, cfg.tensorboard, enabled=main,
+                        panels={"masked cross-entropy (nats/frame)": ["loss", "eval_loss"],
+                                "accuracy": ["masked_acc", "unmasked_acc", "eval_masked_acc"]})
     if main:
         print(f"[{STAGE}] {num_params / 1e6:.2f}M encoder params, {len(train)} train / {len(held_out)} held-out "
               f"utterances, {tok.num_units} targets from {tok.spec.features.name} "

@@ -14,61 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 from koe.config import at_least
+from koe.model.config import LoraConfig, ModelConfig
+from koe.training.config import OptimConfig as SharedOptimConfig
 
 
 @dataclass
-class ModelConfig:
-    """Where the model comes from: a pretrained causal LM (TWIST init) or a small config trained from scratch."""
+class OptimConfig(SharedOptimConfig):
+    """The shared AdamW + schedule options (koe.training.config) plus the frozen-text warm-up of a pretrained LM."""
 
-    name_or_path: str | None = field(default=None, metadata={
-        "help": "hub id or local dir of any HF causal LM (Qwen, Llama, SmolLM, Pythia...); null = scratch model"})
-    arch: Literal["llama", "qwen2"] = field(default="llama", metadata={
-        "help": "scratch model architecture (a qwen2 directory always reloads with Qwen2Tokenizer: keep llama for "
-                "custom tokenizers)"})
-    hidden_size: int = field(default=128, metadata={"help": "scratch: hidden size"})
-    num_layers: int = field(default=4, metadata={"help": "scratch: transformer layers"})
-    num_heads: int = field(default=4, metadata={"help": "scratch: attention heads"})
-    num_kv_heads: int = field(default=2, metadata={"help": "scratch: key/value heads (grouped-query attention)"})
-    intermediate_size: int = field(default=384, metadata={"help": "scratch: MLP width"})
-    rope_theta: float = field(default=10000.0, metadata={"help": "scratch: RoPE base"})
-    tie_embeddings: bool = field(default=True, metadata={"help": "scratch: share input and output embeddings"})
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention", "koe_varlen"] = field(
-        default="auto", metadata={"help": "auto = flash_attention_2 when installed on CUDA, else koe_varlen (torch's "
-                                          "varlen flash kernels) on CUDA, else sdpa; packing is exact with all of "
-                                          "them (docs/performance.md compares their speed)"})
-    init_noise_scale: float = field(default=0.1, metadata={
-        "help": "new token rows = mean of the text rows + N(0, (scale * std of the text rows)^2)"})
-    pad_vocab_multiple: int = field(default=64, metadata={"help": "round the embedding rows up to a multiple"})
-
-
-@dataclass
-class LoraConfig:
-    """LoRA through peft; the new token rows stay fully trainable (peft trainable_token_indices)."""
-
-    enabled: bool = field(default=False, metadata={"help": "train LoRA adapters instead of all weights"})
-    r: int = field(default=16, metadata={"help": "LoRA rank"})
-    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
-    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                               "up_proj", "down_proj"],
-                                      metadata={"help": "module names that get adapters"})
-
-
-@dataclass
-class OptimConfig:
-    """AdamW and its learning-rate schedule."""
-
-    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
-    min_lr_ratio: float = field(default=0.05, metadata={"help": "final lr as a fraction of the peak"})
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW decay (not on embeddings, norms, biases)"})
-    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
-    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
-    grad_clip: float = field(default=1.0, metadata={"help": "max global gradient norm (0 = off)"})
-    schedule: Literal["wsd", "cosine", "constant"] = field(default="wsd", metadata={
-        "help": "wsd = warmup, stable, then decay over the last decay_fraction of steps; cosine; constant"})
-    warmup_steps: int = field(default=10, metadata={"help": "linear warmup steps"})
-    decay_fraction: float = field(default=0.1, metadata={"help": "wsd: fraction of steps spent decaying"})
     frozen_text_steps: int = field(default=0, metadata={
         "help": "first N steps train only the new token rows (embeddings and output rows); then all weights"})
 
@@ -111,6 +64,9 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata={"help": "newest checkpoints kept on disk"})
     resume_from: str | None = field(default=None, metadata={"help": "checkpoint dir, or 'auto' = newest in "
                                                                      "out_dir/checkpoints"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "a fresh run (no resume_from) into an out_dir that holds another run's checkpoints or final/ model "
+                "is refused unless true; true deletes them first"})
     log_every: int = field(default=10, metadata={"help": "log metrics every N steps"})
     eval_every: int = field(default=0, metadata={"help": "eval loss every N steps (0 = only at the end)"})
     eval_batches: int = field(default=8, metadata={"help": "micro-batches per eval"})
@@ -130,12 +86,9 @@ class TrainConfig:
         if self.epochs <= 0:
             problems.append(f"epochs={self.epochs} must be > 0")
         o = self.optim
-        if not 0 <= o.decay_fraction <= 1:
-            problems.append(f"optim.decay_fraction={o.decay_fraction} must be in [0, 1]")
-        if not 0 <= o.min_lr_ratio <= 1:
-            problems.append(f"optim.min_lr_ratio={o.min_lr_ratio} must be in [0, 1]")
-        if o.lr <= 0 or o.warmup_steps < 0 or o.frozen_text_steps < 0 or o.grad_clip < 0:
-            problems.append("optim.lr must be > 0; warmup_steps, frozen_text_steps and grad_clip >= 0")
+        problems += o.problems()
+        if o.frozen_text_steps < 0:
+            problems.append(f"optim.frozen_text_steps={o.frozen_text_steps} must be >= 0")
         if o.frozen_text_steps and self.model.name_or_path is None:
             problems.append("optim.frozen_text_steps needs a pretrained model (model.name_or_path): a scratch model "
                             "has no text rows to keep")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from koe.train.attention import VARLEN, cu_seqlens, varlen_kwargs
+from koe.model.attention import VARLEN, cu_seqlens, varlen_kwargs
 from koe.train.fused import linear_cross_entropy
 from koe.train.packing import IGNORE
 

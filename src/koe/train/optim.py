@@ -1,6 +1,7 @@
-"""AdamW parameter groups and the frozen-text warm-up's gradient mask.
+"""The LM's AdamW parameter groups and the frozen-text warm-up's gradient mask.
 
-    optimizer, frozen_groups = build_optimizer(model, cfg.optim, fused=torch.cuda.is_available())
+    optimizer, frozen_steps = build_optimizer(model, cfg.optim, fused=torch.cuda.is_available())
+    scheduler = build_scheduler(optimizer, cfg.optim, total_steps, frozen_steps)       # koe.training.schedule
     freeze = TextRowFreeze(embedding_weights(model), first_new=32000, steps=200)   # hooks on the row gradients
     ...
     freeze.update(step)        # removes the hooks once the warm-up is over
@@ -9,7 +10,7 @@ Groups: embedding matrices (no weight decay), other matrices (decay), vectors su
 Embeddings get no decay so that rows a step does not touch, in particular the old text rows during the warm-up,
 stay exactly as they were. The warm-up cannot freeze rows with `requires_grad` (the embedding is one matrix), so it
 zeroes the old rows' gradient in a hook; the rest of the body sits the warm-up out with a learning-rate factor of 0
-(koe.train.schedule), which also keeps AdamW's decoupled weight decay off it.
+(koe.training.schedule), which also keeps AdamW's decoupled weight decay off it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from __future__ import annotations
 import torch
 
 from koe.train.config import OptimConfig
+from koe.training.optim import adamw
 
 
-def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, fused: bool) -> tuple[torch.optim.AdamW, list[bool]]:
-    """AdamW over the trainable parameters; returns it and, per group, whether the frozen-text warm-up freezes it."""
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, fused: bool) -> tuple[torch.optim.AdamW, list[int]]:
+    """AdamW over the trainable parameters; returns it and, per group, the steps it sits out (the frozen-text
+    warm-up freezes every group but the embeddings)."""
     emb_ids = {id(model.get_input_embeddings().weight)}
     out = model.get_output_embeddings()
     if out is not None:
@@ -39,9 +42,8 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, fused: bool) -> tu
             groups["no_decay"].append(p)
     decay = {"embeddings": 0.0, "decay": cfg.weight_decay, "no_decay": 0.0}
     param_groups = [{"params": ps, "weight_decay": decay[k], "name": k} for k, ps in groups.items() if ps]
-    optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                                  fused=fused or None)
-    return optimizer, [g["name"] != "embeddings" for g in param_groups]
+    frozen = [cfg.frozen_text_steps if g["name"] != "embeddings" else 0 for g in param_groups]
+    return adamw(param_groups, cfg, fused), frozen
 
 
 class TextRowFreeze:

@@ -14,7 +14,6 @@ checkpoints/step-N/, final/, loss_curve.png and train_summary.json.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -28,15 +27,24 @@ from koe.data.vocab import SpeechVocab
 from koe.model.init import apply_lora, embedding_weights, init_model, save_model
 from koe.seed import seed_everything
 from koe.stage import KoeInputError, StageReport, progress
-from koe.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from koe.train.config import TrainConfig
 from koe.train.distributed import ddp_kwargs
-from koe.train.logger import MetricsLogger
 from koe.train.loss import LossModel, evaluate, forward_backward, summarise
-from koe.train.metrics import FlopCounter, Throughput, segment_sq_sum
 from koe.train.optim import TextRowFreeze, build_optimizer
 from koe.train.packing import PackedRows, micro_batch_indices
-from koe.train.schedule import build_scheduler
+from koe.training.checkpoint import (
+    check_resume_step,
+    load_checkpoint,
+    prepare_out_dir,
+    read_state,
+    resolve_resume,
+    save_checkpoint,
+)
+from koe.training.device import cpu_only, mixed_precision
+from koe.training.logger import MetricsLogger
+from koe.training.optim import optimizer_step
+from koe.training.schedule import build_scheduler
+from koe.training.throughput import FlopCounter, Throughput, segment_sq_sum
 
 
 def run_train(cfg: TrainConfig) -> StageReport:
@@ -46,12 +54,15 @@ def run_train(cfg: TrainConfig) -> StageReport:
     tok_dir = Path(cfg.data_dir) / meta.tokenizer_dir
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     vocab = _check_vocab(meta.vocab, tokenizer, tok_dir)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum_steps, cpu=_cpu_only(),
-                              mixed_precision=_mixed_precision(cfg.precision), step_scheduler_with_optimizer=False,
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum_steps, cpu=cpu_only(),
+                              mixed_precision=mixed_precision(cfg.precision), step_scheduler_with_optimizer=False,
                               kwargs_handlers=[ddp_kwargs(cfg.grad_reduce_dtype, torch.cuda.is_available())])
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     if accelerator.device.type == "cuda" and cfg.tf32:
         torch.set_float32_matmul_precision("high")
+    resume = resolve_resume(cfg.resume_from, out_dir)  # before anything is written into out_dir
+    prepare_out_dir(out_dir, resume, cfg.overwrite, main)
+    accelerator.wait_for_everyone()
     seed_everything(cfg.seed)
     report = StageReport("train", out_dir if main else None)
     if main:
@@ -62,6 +73,8 @@ def run_train(cfg: TrainConfig) -> StageReport:
     rows_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * world
     tokens_per_step = rows_per_step * cfg.max_seq_len
     total_steps = _plan_steps(cfg, rows.rows_per_epoch, rows_per_step)
+    if resume is not None:
+        check_resume_step(read_state(resume)["step"], total_steps, resume)
 
     model, first_new = init_model(cfg.model, tokenizer, vocab, cfg.max_seq_len, seed=cfg.seed)
     if cfg.gradient_checkpointing:
@@ -69,8 +82,8 @@ def run_train(cfg: TrainConfig) -> StageReport:
     if cfg.lora.enabled:
         model = apply_lora(model, cfg.lora, first_new)
     freeze = TextRowFreeze(embedding_weights(model), first_new, cfg.optim.frozen_text_steps)
-    optimizer, frozen_groups = build_optimizer(model, cfg.optim, fused=accelerator.device.type == "cuda")
-    scheduler = build_scheduler(optimizer, cfg.optim, total_steps, frozen_groups)
+    optimizer, frozen_steps = build_optimizer(model, cfg.optim, fused=accelerator.device.type == "cuda")
+    scheduler = build_scheduler(optimizer, cfg.optim, total_steps, frozen_steps)
     flops = FlopCounter.from_model(model)
     num_params = sum(p.numel() for p in model.parameters())
     model = LossModel(model, fused=cfg.fused_loss)
@@ -81,7 +94,6 @@ def run_train(cfg: TrainConfig) -> StageReport:
     model.train()
 
     start_step, tokens_seen, time_before = 0, 0, 0.0
-    resume = resolve_resume(cfg.resume_from, out_dir)
     if resume is not None:
         state = load_checkpoint(accelerator, resume)
         start_step, tokens_seen, time_before = state["step"], state["tokens_seen"], state["train_time_s"]
@@ -103,12 +115,7 @@ def run_train(cfg: TrainConfig) -> StageReport:
         micro = [rows.batch(micro_batch_indices(step, k, rank, world, cfg.micro_batch_size, cfg.grad_accum_steps))
                  for k in range(cfg.grad_accum_steps)]
         sums = forward_backward(model, micro, accelerator)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip) if cfg.optim.grad_clip \
-            else None
-        lr = scheduler.get_last_lr()[0]  # the lr this step used (the first group's: the embeddings)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, lr = optimizer_step(accelerator, model, optimizer, scheduler, cfg.optim.grad_clip)
 
         tokens_seen += tokens_per_step
         interval += sums
@@ -183,18 +190,6 @@ def _configure_backend(accelerator, cfg: TrainConfig) -> None:
 def _compile(cfg: TrainConfig, accelerator) -> bool:
     """compile=null compiles on CUDA (where it pays: docs/performance.md) and not on CPU (slow to compile)."""
     return cfg.compile if cfg.compile is not None else accelerator.device.type == "cuda"
-
-
-def _cpu_only() -> bool:
-    """Without CUDA, accelerate must be told `cpu=True` or it ignores torchrun's WORLD_SIZE and every process trains
-    alone; but `cpu=True` also switches DeepSpeed off, and DeepSpeed runs on CPU by itself (its CPU accelerator)."""
-    return not torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true"
-
-
-def _mixed_precision(precision: str) -> str:
-    if precision == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return "bf16" if precision == "bf16" else "no"
 
 
 def _plan_steps(cfg: TrainConfig, rows_per_epoch: int, rows_per_step: int) -> int:

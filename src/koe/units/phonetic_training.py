@@ -12,7 +12,6 @@ summary.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -23,9 +22,11 @@ from koe.config import save_config
 from koe.corpus.manifest import Utterance, read_manifest
 from koe.seed import rng_for, seed_everything
 from koe.stage import KoeInputError, StageReport, atomic_write_text, progress
-from koe.train.logger import plot_step_losses
+from koe.training.device import make_accelerator
+from koe.training.logger import MetricsLogger, plot_step_losses
+from koe.training.optim import optimizer_step
 from koe.units.config import PhoneticConfig
-from koe.units.features import MEL_PARAMS, SpectralExtractor, resolve_device
+from koe.units.features import MEL_PARAMS, SpectralExtractor
 from koe.units.phonetic import SILENCE, PhoneClassifier, normalize_utterance, phone_class, save_classifier
 
 STAGE = "units train-phonetic"
@@ -36,7 +37,7 @@ def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
     report = StageReport(STAGE, cfg.out_dir)
     seed_everything(cfg.seed)
     save_config(cfg, cfg.out_dir)
-    device = resolve_device(cfg.device)
+    accelerator = make_accelerator(cfg.device, "fp32")
     utts = [u for u in read_manifest(cfg.manifest) if cfg.split is None or u.split == cfg.split]
     if not utts:
         raise KoeInputError(f"{cfg.manifest}: no utterances in split {cfg.split!r} (split=null uses all)")
@@ -49,8 +50,8 @@ def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
     n_held = max(1, round(cfg.heldout_fraction * len(utts)))
     held, train = order[:n_held], order[n_held:]
     atomic_write_text(cfg.out_dir / HELDOUT_FILE, "".join(f"{utts[i].id}\n" for i in held))
-    model = PhoneClassifier(feats[0].shape[1], cfg.hidden_size, len(phones)).to(device)
-    losses, accuracies = _train(cfg, model, feats, labels, train, held, device)
+    model = PhoneClassifier(feats[0].shape[1], cfg.hidden_size, len(phones))
+    losses, accuracies = _train(cfg, model, feats, labels, train, held, accelerator)
     save_classifier(cfg.out_dir, model.cpu(), phones, cfg.hidden_size,
                     {"heldout_frame_accuracy": accuracies[-1], "train_utterances": len(train),
                      "manifest": str(cfg.manifest), "seed": cfg.seed})
@@ -58,7 +59,7 @@ def run_train_phonetic(cfg: PhoneticConfig) -> StageReport:
     report.items_out = len(utts)
     report.extra.update(num_classes=len(phones), train_utterances=len(train), heldout_utterances=len(held),
                         heldout_frame_accuracy=accuracies, final_train_loss=round(float(np.mean(losses[-20:])), 4),
-                        device=str(device))
+                        device=str(accelerator.device))
     return report.finish()
 
 
@@ -94,29 +95,28 @@ def _frame_labels(utt: Utterance, num_frames: int, phones: list[str]) -> torch.T
 
 
 def _train(cfg: PhoneticConfig, model: PhoneClassifier, feats: list[torch.Tensor], labels: list[torch.Tensor],
-           train: np.ndarray, held: np.ndarray, device: torch.device) -> tuple[list[float], list[float]]:
+           train: np.ndarray, held: np.ndarray, accelerator) -> tuple[list[float], list[float]]:
+    """AdamW with torch's one-cycle schedule (5% warm-up), through accelerate and koe.training's optimiser step."""
     rng = rng_for(cfg.seed, "phonetic-batches")
     frames = sum(len(feats[i]) for i in train)
     steps_per_epoch = max(1, frames // (cfg.batch_size * cfg.window_frames))
     total = int(cfg.epochs * steps_per_epoch)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, cfg.lr, total_steps=total, pct_start=0.05)
+    model, optim, sched = accelerator.prepare(model, optim, sched)
+    device = accelerator.device
     losses, accuracies = [], []
-    log = (cfg.out_dir / "metrics.jsonl").open("w")
+    log = MetricsLogger(cfg.out_dir, tensorboard=False)
     for step in progress(range(total), desc="train phone classifier", unit="step"):
         x, y = _batch(feats, labels, train, rng, cfg.batch_size, cfg.window_frames)
         logits = model(x.to(device))
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-100)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        sched.step()
+        accelerator.backward(loss)
+        optimizer_step(accelerator, model, optim, sched, grad_clip=0.0)
         losses.append(loss.item())
         if (step + 1) % steps_per_epoch == 0 or step + 1 == total:
             accuracies.append(_accuracy(model, feats, labels, held, device))
-            log.write(json.dumps({"step": step + 1, "loss": losses[-1], "heldout_frame_accuracy": accuracies[-1]})
-                      + "\n")
-    log.close()
+            log.write(step + 1, {"loss": losses[-1], "heldout_frame_accuracy": accuracies[-1]})
     return losses, accuracies
 
 

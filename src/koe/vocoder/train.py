@@ -19,7 +19,9 @@ from koe.config import save_config
 from koe.corpus.manifest import read_manifest
 from koe.seed import seed_everything
 from koe.stage import KoeInputError, StageReport, progress
-from koe.train.logger import plot_step_losses
+from koe.training.device import make_accelerator
+from koe.training.logger import plot_step_losses
+from koe.training.optim import optimizer_step
 from koe.vocoder.config import VocoderConfig
 from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
 from koe.vocoder.model import UnitVocoder
@@ -87,7 +89,8 @@ def run_vocoder_train(cfg: VocoderConfig) -> StageReport:
     from koe.units.shards import load_units_meta
 
     seed_everything(cfg.seed)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    accelerator = make_accelerator(cfg.device, "fp32")
+    device = accelerator.device
     report = StageReport("vocoder train", cfg.out_dir)
     save_config(cfg, cfg.out_dir)
     meta = load_units_meta(cfg.units_dir)
@@ -98,18 +101,17 @@ def run_vocoder_train(cfg: VocoderConfig) -> StageReport:
         report.fail("data", f"too few usable utterances ({len(pairs)}) in {cfg.units_dir}")
         return report.finish()
     held_out, train = pairs[: max(1, len(pairs) // 20)], pairs[max(1, len(pairs) // 20):]
-    vocoder.to(device).train()
+    vocoder.train()
     optim = torch.optim.AdamW(vocoder.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    model, optim, sched = accelerator.prepare(vocoder, optim, sched)
     rng = np.random.default_rng(cfg.seed)
     losses = []
     for _ in progress(range(cfg.steps), desc="vocoder train", unit="step"):
         units, mels, mask = (t.to(device) for t in _batch(train, rng, cfg.batch_size, cfg.max_frames))
-        loss = ((vocoder(units) - mels).abs().mean(-1) * mask).sum() / mask.sum()
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        sched.step()
+        loss = ((model(units) - mels).abs().mean(-1) * mask).sum() / mask.sum()
+        accelerator.backward(loss)
+        optimizer_step(accelerator, model, optim, sched, grad_clip=0.0)
         losses.append(loss.item())
     vocoder.eval()
     with torch.no_grad():
@@ -121,7 +123,7 @@ def run_vocoder_train(cfg: VocoderConfig) -> StageReport:
     plot_step_losses(losses, cfg.out_dir / "loss.png", "log-mel L1", "vocoder training loss")
     report.items_out = len(pairs)
     report.extra.update(train_utterances=len(train), final_train_l1=round(float(np.mean(losses[-20:])), 4),
-                        heldout_mel_l1=round(held_l1, 4), device=device)
+                        heldout_mel_l1=round(held_l1, 4), device=str(device))
     return report.finish()
 
 

@@ -62,7 +62,7 @@ def varlen_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     """transformers attention interface: q [B, Hq, L, D], k/v [B, Hkv, L, D] -> out [B, L, Hq, D]."""
     if cu_seq_lens_q is None:
         raise ValueError(f"attn_implementation={VARLEN!r} needs cu_seq_lens_q/max_length_q in the model call "
-                         f"(koe.train.attention.varlen_kwargs); use 'sdpa' for generation")
+                         f"(koe.model.attention.varlen_kwargs); use 'sdpa' for generation")
     if dropout:
         raise ValueError(f"attn_implementation={VARLEN!r} does not implement attention dropout")
     b, hq, length, d = query.shape

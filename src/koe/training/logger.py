@@ -1,8 +1,9 @@
-"""Training logs: metrics.jsonl (always), TensorBoard events (by default) and a PNG loss curve at the end.
+"""Training logs of every koe loop: metrics.jsonl (always), TensorBoard events (by default), a PNG curve at the end.
 
     log = MetricsLogger("runs/train", tensorboard=True)
     log.write(step=10, metrics={"loss": 3.2, "lr": 1e-3})
     log.close()                      # also draws runs/train/loss_curve.png from metrics.jsonl
+    log = MetricsLogger("runs/ssl", panels={"loss": ["loss", "eval_loss"], "accuracy": ["masked_acc"]})
 
 Only the main process writes; the other processes get a logger whose methods do nothing, so the recipe needs no
 `if is_main` around every call. On resume metrics.jsonl is appended to, and lines from steps past the resumed step
@@ -20,9 +21,13 @@ from koe.stage import atomic_write_text
 
 
 class MetricsLogger:
-    def __init__(self, out_dir: str | Path, tensorboard: bool = True, enabled: bool = True, resume_step: int = 0):
+    """`panels` (title -> metric keys) draws one subplot per title at close; without it, the LM loss curve."""
+
+    def __init__(self, out_dir: str | Path, tensorboard: bool = True, enabled: bool = True, resume_step: int = 0,
+                 panels: dict[str, list[str]] | None = None):
         self.out_dir = Path(out_dir)
         self.enabled = enabled
+        self.panels = panels
         self.path = self.out_dir / "metrics.jsonl"
         self._tb = None
         if not enabled:
@@ -55,7 +60,8 @@ class MetricsLogger:
             return None
         if self._tb is not None:
             self._tb.close()
-        return plot_loss_curve(self.path, self.out_dir / "loss_curve.png")
+        png = self.out_dir / "loss_curve.png"
+        return plot_panels(self.path, png, self.panels) if self.panels else plot_loss_curve(self.path, png)
 
 
 def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path | None:
@@ -94,6 +100,32 @@ def plot_step_losses(losses: list[float], png_path: str | Path, ylabel: str, tit
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(losses)
     ax.set(xlabel="step", ylabel=ylabel, title=title, yscale="log")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return Path(png_path)
+
+
+def plot_panels(metrics_path: str | Path, png_path: str | Path, panels: dict[str, list[str]]) -> Path | None:
+    """One subplot per panel title, each key of metrics.jsonl against step (points for sparse keys such as eval)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics_path = Path(metrics_path)
+    rows = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln] if metrics_path.exists() else []
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels.items(), strict=True):
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-" if key.startswith("eval_") else "-", label=key, markersize=3)
+        ax.set(xlabel="step", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)

@@ -1,12 +1,14 @@
-"""Learning-rate schedules and the frozen-text warm-up, as multipliers of the peak lr per parameter group.
+"""Learning-rate schedules as multipliers of the peak lr, one per parameter group, for every koe training loop.
 
     factor = lr_factor(step, total_steps=1000, schedule="wsd", warmup_steps=10, decay_fraction=0.1, min_ratio=0.05)
+    scheduler = build_scheduler(optimizer, cfg.optim, total_steps=1000, frozen_steps=[0, 200, 200])
 
 WSD (warmup-stable-decay): linear warmup, a long flat stage at the peak, then a linear decay to `min_ratio` over
 the last `decay_fraction` of the steps; a run can be extended from any checkpoint of its stable stage. Cosine decays
-from the end of warmup to `min_ratio` at the last step. During the frozen-text warm-up only the embedding group
-learns; the other groups get factor 0 (so AdamW's decoupled weight decay cannot move them either) and then warm up
-again from the step they unfreeze, so the pretrained body is not hit by the full peak lr at once.
+from the end of warmup to `min_ratio` at the last step. A group can sit out the first `frozen_steps` steps (the LM's
+frozen-text warm-up, the re-initialised layers of `koe ssl disentangle`): it gets factor 0, so AdamW's decoupled
+weight decay cannot move it either, and then warms up again from the step it unfreezes, so a pretrained body is not
+hit by the full peak lr at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import partial
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from koe.train.config import OptimConfig
+from koe.training.config import OptimConfig, warmup_steps
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int, decay_fraction: float,
@@ -45,15 +47,17 @@ def group_factor(step: int, total_steps: int, cfg: OptimConfig, frozen_steps: in
     """The factor of a group that is frozen for `frozen_steps` and then warms up again from that step."""
     if step < frozen_steps:
         return 0.0
-    base = lr_factor(step, total_steps, cfg.schedule, cfg.warmup_steps, cfg.decay_fraction, cfg.min_lr_ratio)
-    if frozen_steps and cfg.warmup_steps:
-        base *= min(1.0, (step - frozen_steps + 1) / cfg.warmup_steps)
+    warm = warmup_steps(cfg, total_steps)
+    base = lr_factor(step, total_steps, cfg.schedule, warm, cfg.decay_fraction, cfg.min_lr_ratio)
+    if frozen_steps and warm:
+        base *= min(1.0, (step - frozen_steps + 1) / warm)
     return base
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int,
-                    frozen_groups: list[bool]) -> LambdaLR:
-    """One LambdaLR with a factor per group; groups flagged in `frozen_groups` sit out the frozen-text warm-up."""
-    lambdas = [partial(group_factor, total_steps=total_steps, cfg=cfg, frozen_steps=cfg.frozen_text_steps if f else 0)
-               for f in frozen_groups]
+                    frozen_steps: list[int]) -> LambdaLR:
+    """One LambdaLR with a factor per parameter group; group i sits out its first `frozen_steps[i]` steps."""
+    if len(frozen_steps) != len(optimizer.param_groups):
+        raise ValueError(f"frozen_steps has {len(frozen_steps)} entries for {len(optimizer.param_groups)} groups")
+    lambdas = [partial(group_factor, total_steps=total_steps, cfg=cfg, frozen_steps=f) for f in frozen_steps]
     return LambdaLR(optimizer, lambdas)

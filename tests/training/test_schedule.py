@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from koe.train.config import OptimConfig
-from koe.train.schedule import group_factor, lr_factor
+from koe.training.schedule import group_factor, lr_factor
 
 
 def test_wsd_shape():
