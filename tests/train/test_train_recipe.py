@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from train_fixtures import text_tokenizer, tiny_overrides
@@ -57,6 +58,44 @@ def test_resume_continues_exactly(token_data, tmp_path):
     for step in (4, 5, 6):
         assert abs(la[step] - lb[step]) < 1e-6, (step, la[step], lb[step])
     assert la[4] != la[5]  # the data moves on: equality above is not trivial
+
+
+def test_fresh_run_into_a_used_out_dir_is_refused_unless_overwrite(token_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    _train(token_data, out, max_steps=4, save_every=2, valid_split=None)
+    before = (out / "final" / "model.safetensors").read_bytes()
+    assert run_command("train", tiny_overrides(token_data, out, max_steps=3, valid_split=None, seed=1)) == 2
+    assert "out-dir-in-use" in capsys.readouterr().err
+    assert (out / "final" / "model.safetensors").read_bytes() == before  # the old run is untouched
+    assert run_command("train", tiny_overrides(token_data, out, max_steps=3, valid_split=None, seed=1,
+                                               overwrite="true")) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003"]
+    assert json.loads((out / "train_summary.json").read_text())["steps"] == 3
+    assert (out / "final" / "model.safetensors").read_bytes() != before
+
+
+def test_resume_past_the_plan_is_refused(token_data, tmp_path, capsys):
+    _train(token_data, tmp_path, max_steps=6, save_every=3, save_final=False, valid_split=None)
+    code = run_command("train", tiny_overrides(token_data, tmp_path, max_steps=3, valid_split=None,
+                                               resume_from="auto"))
+    assert code == 2
+    assert "step-0000006 is at step 6, but this config plans 3 steps" in capsys.readouterr().err
+    assert not (tmp_path / "final").exists()
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(token_data, tmp_path):
+    _train(token_data, tmp_path, max_steps=6, save_every=3, save_final=False, valid_split=None)
+    full = {r["step"]: r["loss"] for r in _metrics(tmp_path)}
+    model = tmp_path / "checkpoints" / "step-0000006" / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="step-0000006/model.safetensors: truncated"):
+        report = _train(token_data, tmp_path, max_steps=6, save_every=3, save_final=False, valid_split=None,
+                        resume_from="auto")
+    assert report.extra["steps"] == 6
+    resumed = {r["step"]: r["loss"] for r in _metrics(tmp_path)}
+    assert sorted(resumed) == [1, 2, 3, 4, 5, 6]
+    for step in (4, 5, 6):  # retrained from step 3, exactly as the first time
+        assert abs(resumed[step] - full[step]) < 1e-6
 
 
 def test_time_budget_stops_cleanly_with_checkpoint(token_data, tmp_path):
