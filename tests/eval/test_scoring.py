@@ -59,6 +59,27 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
     assert hi_small - lo_small > hi - lo  # fewer groups, wider interval
 
 
+def _numpy_percentile_bootstrap(values, num_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """koe's former hand-written bootstrap: resample indices with the seeded generator, quantiles of the means."""
+    x = np.asarray(values, dtype=np.float64)
+    means = x[np.random.default_rng(seed).integers(0, len(x), size=(num_resamples, len(x)))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+@pytest.mark.parametrize(("n", "seed"), [(2, 0), (7, 1), (57, 3), (400, 5)])
+def test_scipy_bootstrap_gives_the_former_intervals_exactly(n, seed):
+    """scipy.stats.bootstrap draws the same indices from the same generator, so the intervals in results.json stay
+    those of the former hand-written code; they differ only in the last bits (scipy sums the resampled means in
+    another order), hence rel=1e-12."""
+    values = np.random.default_rng(seed + 100).random(n)
+    for confidence in (0.9, 0.95):
+        expected = _numpy_percentile_bootstrap(values, 1000, confidence, seed)
+        assert bootstrap_ci(values, 1000, confidence, seed) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert bootstrap_ci([0.25], 100, 0.95, 0) == (0.25, 0.25)
+    assert all(np.isnan(bootstrap_ci([], 100, 0.95, 0)))
+
+
 def _brute_two_sided(k: int, n: int, p: float) -> float:
     pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
     return min(1.0, sum(x for x in pmf if x <= pmf[k] * (1 + 1e-7)))

@@ -100,6 +100,42 @@ def test_worker_processes_write_the_same_shards(tone_manifest, mfcc_tokenizer, u
             assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+def _encode_rank(rank: int, world: int, port: int, cfg: EncodeConfig) -> None:
+    """One torchrun-like rank: the environment torchrun sets, accelerate's state reset after the fork."""
+    import os
+
+    import torch
+    from accelerate.state import AcceleratorState
+
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+                       "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "KOE_NO_PROGRESS": "1"})
+    torch.set_num_threads(1)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    run_encode(cfg)
+
+
+def test_two_ranks_write_the_same_shards_and_one_meta(tone_manifest, mfcc_tokenizer, unit_shards, tmp_path):
+    """Ranks split the shards and gather their reports through accelerate (PartialState + gather_object)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "two"
+    cfg = EncodeConfig(manifest=tone_manifest, tokenizer=mfcc_tokenizer, out_dir=out, shard_size=4, device="cpu")
+    mp.start_processes(_encode_rank, args=(2, port, cfg), nprocs=2, join=True, start_method="fork")
+    one, two = load_units_meta(unit_shards), load_units_meta(out)
+    assert two.num_shards == one.num_shards >= 2 and two.num_utterances == one.num_utterances
+    for name in sorted(p.name for p in unit_shards.glob("shard-*.npz")):
+        with np.load(unit_shards / name) as a, np.load(out / name) as b:
+            assert all(np.array_equal(a[k], b[k]) for k in a.files), name
+    summary = json.loads((out / "units_encode_summary.json").read_text())
+    assert summary["items_out"] == one.num_utterances
+
+
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_plan_parts_covers_every_shard_once(world):
     seen = [s for rank in range(world) for part in plan_parts(23, 4, rank, world, workers=2) for s in part]

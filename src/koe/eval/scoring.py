@@ -11,13 +11,13 @@ The rules are specified in docs/evaluation.md; tests check them on hand-made cas
 
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from scipy import stats
 
 TIE_TOLERANCE = 1e-6
 
@@ -55,30 +55,28 @@ def group_accuracy(scored: Iterable[tuple[str, float]]) -> dict[str, float]:
 
 def bootstrap_ci(values: Sequence[float], num_resamples: int = 1000, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean: resample the groups with replacement `num_resamples` times."""
+    """Percentile bootstrap interval of the mean over the groups: scipy.stats.bootstrap, seeded.
+
+    One group has no spread to resample: its interval is its own value. No groups: (nan, nan).
+    """
     x = np.asarray(values, dtype=np.float64)
     if len(x) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(num_resamples, len(x)))].mean(axis=1)
-    alpha = (1.0 - confidence) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    if len(x) == 1:
+        return (float(x[0]), float(x[0]))
+    res = stats.bootstrap((x,), np.mean, n_resamples=num_resamples, confidence_level=confidence,
+                          method="percentile", rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def binomial_pvalue(successes: int, n: int, p0: float) -> float:
-    """Exact two-sided binomial test: the probability, under Binomial(n, p0), of outcomes no likelier than observed.
-
-    Same definition as scipy.stats.binomtest(...).pvalue (outcomes with pmf <= pmf(observed) * (1 + 1e-7)).
-    """
+    """Exact two-sided binomial test (scipy.stats.binomtest): the probability, under Binomial(n, p0), of outcomes
+    no likelier than the observed one. No trials: nan."""
     if n == 0:
         return float("nan")
     if not 0 <= successes <= n or not 0 < p0 < 1:
         raise ValueError(f"need 0 <= successes={successes} <= n={n} and 0 < p0={p0} < 1")
-    k = np.arange(n + 1)
-    logpmf = (np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
-              + k * math.log(p0) + (n - k) * math.log1p(-p0))
-    pmf = np.exp(logpmf)
-    return float(min(1.0, pmf[pmf <= pmf[successes] * (1 + 1e-7)].sum()))
+    return float(stats.binomtest(successes, n, p0).pvalue)
 
 
 def summarize(group_scores: dict[str, float], categories: dict[str, str], chance: dict[str, float],

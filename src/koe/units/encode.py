@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from accelerate.utils import gather_object
 
 from koe.audio import TARGET_SAMPLE_RATE_HZ, load_audio, probe_audio
 from koe.config import save_config
@@ -160,25 +161,13 @@ def encode_part(job: PartJob, tok: UnitTokenizer | None = None) -> PartResult:
     return result
 
 
-def _dist_env() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) otherwise."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+def _dist_state():
+    """accelerate's PartialState: torchrun's rank, world size and local rank (0, 1, 0 in a plain process). On the
+    CPU, `cpu=True` makes it honour torchrun's WORLD_SIZE through a gloo group."""
+    import torch
+    from accelerate import PartialState
 
-
-def _gather(obj: object, world: int) -> list:
-    """all_gather_object over a gloo group (CPU objects; also the barrier before meta.json)."""
-    if world == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group("gloo")
-    out: list = [None] * world
-    dist.all_gather_object(out, obj)
-    if created:
-        dist.destroy_process_group()
-    return out
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def plan_parts(num_utts: int, shard_size: int, rank: int, world: int, workers: int) -> list[list[int]]:
@@ -189,14 +178,13 @@ def plan_parts(num_utts: int, shard_size: int, rank: int, world: int, workers: i
 
 
 def run_encode(cfg: EncodeConfig) -> StageReport:
-    rank, world, local_rank = _dist_env()
+    state = _dist_state()
+    rank, world = state.process_index, state.num_processes
     report = StageReport(STAGE, cfg.out_dir if rank == 0 else None)
     utts = read_manifest(cfg.manifest)
     device = cfg.device
     if world > 1 and device in ("auto", "cuda"):
-        import torch
-
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        device = str(state.device)  # cuda:LOCAL_RANK, or cpu
     batch_s = cfg.batch_s or default_batch_s(device)
     tok = UnitTokenizer.load(cfg.tokenizer, device=device, batch_s=batch_s)
     output_settings = ("manifest", "tokenizer", "out_dir", "shard_size", "max_duration_s")
@@ -222,7 +210,7 @@ def run_encode(cfg: EncodeConfig) -> StageReport:
         with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(encode_part, jobs))
     encode_s = time.perf_counter() - started
-    everyone = [r for rank_results in _gather(results, world) for r in rank_results] if world > 1 else results
+    everyone = gather_object(results) if world > 1 else results  # every rank's results, rank order; a barrier
     report.items_in = len(utts) if rank == 0 else sum(len(u) for j in jobs for u in j.shards.values())
     for r in everyone if rank == 0 else results:
         report.ok(r.num_written)
