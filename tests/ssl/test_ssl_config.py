@@ -12,11 +12,26 @@ from koe.ssl.config import DisentangleConfig, PretrainConfig
 def test_pretrain_config_lists_all_problems():
     with pytest.raises(ConfigError) as err:
         load_config(PretrainConfig, overrides=["manifest=m.jsonl", "steps=0", "mask_prob=1.5", "model.hidden_size=30",
-                                               "optim.warmup_fraction=2", "device=tpu", "max_crop_s=0.5"])
+                                               "optim.warmup_steps=2.5", "device=tpu", "max_crop_s=0.5"])
     text = str(err.value)
-    for name in ("steps=0", "mask_prob=1.5", "model.hidden_size=30", "optim.warmup_fraction=2", "device='tpu'",
+    for name in ("steps=0", "mask_prob=1.5", "model.hidden_size=30", "optim.warmup_steps=2.5", "device='tpu'",
                  "max_crop_s=0.5"):
         assert name in text, name
+
+
+def test_one_optimiser_shape_and_the_old_warmup_key_says_what_to_write():
+    """koe ssl and koe train share koe.training.config.OptimConfig; `warmup_steps` below 1 is a fraction of the
+    steps; a config of the former SSL shape (`optim.warmup_fraction`) is refused with the replacement spelled out."""
+    from koe.train.config import TrainConfig
+    from koe.training.config import OptimConfig, warmup_steps
+
+    cfg = load_config(PretrainConfig, overrides=["manifest=m.jsonl", "steps=1000"])
+    lm = load_config(TrainConfig, overrides=["optim.warmup_steps=100"])
+    assert isinstance(cfg.optim, OptimConfig) and isinstance(lm.optim, OptimConfig)
+    assert warmup_steps(cfg.optim, 1000) == 80 and warmup_steps(lm.optim, 1000) == 100
+    with pytest.raises(ConfigError, match=r"optim.warmup_fraction was folded into optim.warmup_steps: write "
+                                          r"optim.warmup_steps=0.25"):
+        load_config(PretrainConfig, overrides=["manifest=m.jsonl", "optim.warmup_fraction=0.25"])
 
 
 def test_disentangle_config_needs_init_and_sane_values():

@@ -19,7 +19,7 @@ def disentangled(pretrained_dir, voiced_manifest, tmp_path_factory):
     cfg = load_config(DisentangleConfig, overrides=[
         f"manifest={voiced_manifest}", f"init={pretrained_dir / 'final'}", f"out_dir={out}", "reinit_layers=1",
         "proj_hidden=32", "proj_dim=16", "steps=20", "batch_size=4", "max_crop_s=1.0", "num_workers=0",
-        "log_every=5", "eval_utterances=2", "optim.lr=1e-3", "optim.warmup_fraction=0.25", "device=cpu",
+        "log_every=5", "eval_utterances=2", "optim.lr=1e-3", "optim.warmup_steps=0.25", "device=cpu",
         "tensorboard=false"])
     report = run_disentangle(cfg)
     assert report.exit_code == 0
