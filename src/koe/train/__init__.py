@@ -2,6 +2,7 @@
 
     koe train src/koe/configs/train/tiny_speech.yaml data_dir=runs/data out_dir=runs/train
 
-The loop is koe.train.recipe.run_train; packing, loss, schedule, optim, metrics, checkpoint and logger hold the
-pieces it shares with tests and benchmarks. See docs/training.md.
+The loop is koe.train.recipe.run_train; packing, loss, fused, optim (the LM's parameter groups) and distributed hold
+the LM's own pieces; the optimiser config, schedule, optimiser step, checkpoints, logs and throughput/MFU come from
+koe.training, model init and attention from koe.model. See docs/training.md.
 """
