@@ -91,3 +91,14 @@ def test_the_checker_finds_a_planted_cycle(tmp_path):
     graph = package_graph(pkg)
     assert find_cycle(graph) == ["koe.model", "koe.train", "koe.model"]
     assert graph["koe.model"]["koe.train"] == ["koe/model/mod.py"]
+
+
+def test_config_modules_stay_free_of_torch():
+    """`koe train --help` loads TrainConfig: koe.model and koe.training must not pull torch in through __init__."""
+    import subprocess
+    import sys
+
+    code = ("import sys, koe.train.config, koe.ssl.config, koe.model.config, koe.training.config; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
