@@ -47,8 +47,9 @@ def checkpoint_step(path: str | Path) -> int | None:
 def save_checkpoint(accelerator, out_dir: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Save everything needed to continue from `step` exactly, seal it with a manifest, keep the newest `keep`."""
     path = checkpoint_dir(out_dir) / f"step-{step:07d}"
-    if accelerator.is_main_process:
-        (path / MANIFEST_FILE).unlink(missing_ok=True)  # an overwritten checkpoint is incomplete until resealed
+    if accelerator.is_main_process:  # an overwritten checkpoint must read as incomplete until it is resealed
+        (path / MANIFEST_FILE).unlink(missing_ok=True)
+        (path / STATE_FILE).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(path))
     accelerator.wait_for_everyone()
