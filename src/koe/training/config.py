@@ -43,8 +43,9 @@ class OptimConfig:
     def problems(self, prefix: str = "optim.") -> list[str]:
         """Every range problem of these options, named with `prefix`."""
         out = []
-        if self.warmup_fraction is not None:
-            out.append(RENAMED_WARMUP.format(value=self.warmup_fraction))
+        if self.warmup_fraction is not None:  # a fraction of 1 (the whole run) has to be written as a step count
+            value = self.warmup_fraction if self.warmup_fraction < 1 else "<the run's steps>"
+            out.append(RENAMED_WARMUP.format(value=value))
         if self.lr <= 0 or self.eps <= 0:
             out.append(f"{prefix}lr and {prefix}eps must be > 0")
         for name in ("min_lr_ratio", "decay_fraction", "beta1", "beta2"):
