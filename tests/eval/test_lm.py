@@ -9,7 +9,7 @@ from eval_helpers import tiny_model
 
 from koe.bench.items import BenchItem, Side
 from koe.eval.config import EvalConfig
-from koe.eval.lm import FULL, NONE, SPEECH, TEXT, Request, SpeechTextLM
+from koe.model.speech_text_lm import FULL, NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.eval.tasks import evaluate_items
 from koe.stage import StageReport
 
