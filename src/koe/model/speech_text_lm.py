@@ -71,7 +71,7 @@ class Sampling:
 
 @dataclasses.dataclass
 class Generation:
-    """New ids (the stop id excluded), each id's modality ('speech', 'text' or 'marker'), and why it stopped: the stop
+    """New ids (the stop id excluded), each id's modality ('speech', 'text' or 'special'), and why it stopped: the stop
     id that ended it, or None when max_new_tokens (or the model's max_length) ran out."""
 
     ids: list[int]
@@ -79,7 +79,7 @@ class Generation:
     stop_id: int | None = None
 
     def split(self) -> list[tuple[str, list[int]]]:
-        """Consecutive runs of one modality, in order: [("text", [...]), ("marker", [m]), ("speech", [...]), ...]."""
+        """Consecutive runs of one modality, in order: [("text", [...]), ("special", [m]), ("speech", [...]), ...]."""
         runs: list[tuple[str, list[int]]] = []
         for i, m in zip(self.ids, self.modalities, strict=True):
             if runs and runs[-1][0] == m:
@@ -157,9 +157,9 @@ class SpeechTextLM:
         return {SPEECH: speech.to(self.device), TEXT: text.to(self.device)}
 
     def span_mask(self, modality: str) -> torch.Tensor:
-        """Ids a generated span of `modality` may emit (bool [num_logits], on the model's device): 'speech' = units +
-        eos, 'text' = the text vocabulary without pad, plus eos, 'any' = every id but pad. Never the markers except
-        under 'any'; stop ids are added by `generate`."""
+        """Ids a generated span of `modality` may emit (bool [num_logits], on the model's device): 'speech' = the
+        unit ids, 'text' = the text vocabulary without pad and eos, 'any' = every id but pad and eos. Never the
+        markers except under 'any'; `generate` adds its stop ids (eos by default)."""
         v = self.vocab
         mask = torch.zeros(self.num_logits, dtype=torch.bool)
         if modality == "speech":
@@ -172,15 +172,15 @@ class SpeechTextLM:
             mask[: v.vocab_size] = True
         else:
             raise ValueError(f"modality {modality!r} not in {MODALITIES}")
-        mask[v.pad_id] = False
-        mask[v.eos_id] = True
+        mask[[v.pad_id, v.eos_id]] = False
         return mask.to(self.device)
 
     def modality_of(self, token_id: int) -> str:
+        """'speech' (a unit id), 'special' (a marker, eos or pad) or 'text'."""
         v = self.vocab
         if v.is_unit(token_id):
             return "speech"
-        return "marker" if token_id in (v.speech_marker_id, v.text_marker_id) else "text"
+        return "special" if token_id in (v.speech_marker_id, v.text_marker_id, v.eos_id, v.pad_id) else "text"
 
     # ------------------------------------------------------------------------------------------- sequences
     def speech_ids(self, unit_ids: np.ndarray) -> list[int]:
