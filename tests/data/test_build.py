@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
+from unit_tokenizers import make_unit_tokenizer
 
 from koe.cli import run_command
 from koe.config import load_config
@@ -17,7 +18,6 @@ from koe.data.config import BuildConfig
 from koe.data.shards import MARKER, SPEECH, TEXT, TokenDataset, load_data_meta, read_token_shards
 from koe.data.vocab import SpeechVocab
 from koe.units.shards import UnitRecord, UnitsMeta, write_unit_shard, write_units_meta
-from unit_tokenizers import make_unit_tokenizer
 
 K = 20
 FRAME_RATE = 50.0

@@ -1,4 +1,4 @@
-"""`koe generate` on a tiny random model: modality masks, files per sample, empty outputs and bad prompts as failures."""
+"""`koe generate` on a tiny random model: modality masks, files per sample, empty outputs and bad prompts fail."""
 
 import json
 

@@ -5,8 +5,9 @@
 The cache is `<bench_dir>/tokens/<tokenizer content hash>.jsonl`, one `{"audio": "audio/en-us/ab12.wav",
 "units": [...]}` line per WAV: `UnitTokenizer.audio_to_ids`, the deduplicated units after the tokenizer's unit BPE (if
 any), i.e. the unit ids a model reads (koe eval adds the model's unit offset through koe.data.speech_tokens, the
-same mapping `koe data build` used). A tokenizer with another content hash gets its own file, so re-fitting a tokenizer can never reuse
-stale units; a cache missing some WAVs (a benchmark rebuilt with more items) is completed and rewritten.
+same mapping `koe data build` used). A tokenizer with another content hash gets its own file, so re-fitting a
+tokenizer can never reuse stale units; a cache missing some WAVs (a benchmark rebuilt with more items) is completed
+and rewritten.
 """
 
 from __future__ import annotations

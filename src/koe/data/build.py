@@ -14,7 +14,6 @@ Formats and rules: docs/sequences.md.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 

@@ -20,7 +20,6 @@ from typing import Literal
 import numpy as np
 
 from koe.data.shards import SPEECH, TEXT
-from koe.data.vocab import SpeechVocab
 
 SENTENCE_END = (".", "?", "!")
 

@@ -12,8 +12,8 @@ class EvalConfig:
     """Zero-shot evaluation: pair accuracy, cloze, spoken QA and per-modality perplexity, in one run.
 
     `bench` takes benchmark directories (each with items.jsonl) and/or folders holding several of them:
-    `koe eval runs/tiny/interleaved/final bench=[bench]` (the model's own unit tokenizer scores its speech). Results go to out_dir/results.json and
-    out_dir/results.md; docs/evaluation.md specifies every rule.
+    `koe eval runs/tiny/interleaved/final bench=[bench]` (the model's own unit tokenizer encodes the speech).
+    Results go to out_dir/results.json and out_dir/results.md; docs/evaluation.md specifies every rule.
     """
 
     model: str = field(default="", metadata={"help": "HF causal-LM directory (or hub id) with the extended tokenizer"})

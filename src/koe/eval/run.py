@@ -22,9 +22,9 @@ from koe.bench.items import ITEMS_FILE, BenchItem, read_info, read_items
 from koe.bench.tokens import tokenize_bench
 from koe.config import save_config, to_dict
 from koe.eval.config import EvalConfig
-from koe.model.speech_text_lm import SpeechTextLM
 from koe.eval.report import write_results
 from koe.eval.tasks import evaluate_items
+from koe.model.speech_text_lm import SpeechTextLM
 from koe.stage import KoeInputError, StageReport
 
 

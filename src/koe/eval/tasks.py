@@ -22,8 +22,8 @@ import numpy as np
 
 from koe.bench.items import BenchItem, Side
 from koe.eval.config import EvalConfig
-from koe.model.speech_text_lm import NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.eval.scoring import contains_match, exact_match, group_accuracy, item_score, side_score, summarize
+from koe.model.speech_text_lm import NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.stage import KoeInputError, StageReport, progress
 
 Condition = tuple[str | None, str]
