@@ -16,7 +16,11 @@ def repetitive_units(num_units: int, n: int = 200, seed: int = 0) -> list[np.nda
     """Dedup sequences built from a few recurring motifs: what a BPE learns merges from."""
     rng = np.random.default_rng(seed)
     motifs = [rng.choice(num_units, size=3, replace=False) for _ in range(4)]
-    return [np.concatenate([motifs[i] for i in rng.integers(0, len(motifs), size=6)]) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        seq = np.concatenate([motifs[i] for i in rng.integers(0, len(motifs), size=6)])
+        out.append(seq[np.concatenate([[True], seq[1:] != seq[:-1]])])  # dedup, as unit shards hold them
+    return out
 
 
 def make_unit_tokenizer(out: Path, num_units: int = 16, bpe_vocab_size: int = 0, seed: int = 0,
