@@ -28,6 +28,9 @@ class ReportConfig:
     train_dirs: dict[str, str] = dataclasses.field(default_factory=dict, metadata={
         "help": "run name -> `koe train` out_dir (metrics.jsonl) for the loss-curve figure"})
     plots: list[str] = dataclasses.field(default_factory=list, metadata={"help": "PNG files copied into the report"})
+    sizes: dict[str, str] = dataclasses.field(default_factory=dict, metadata={
+        "help": "model name (`<family>_<size>`) -> `koe train` out_dir: adds the scaling table and plot of spoken QA "
+                "on text-only facts against parameter count, one line per family"})
     out_dir: Path = dataclasses.field(default=Path("report"), metadata={"help": "results.md/json and figures"})
 
 
@@ -62,7 +65,65 @@ def summarize_model(results: dict) -> dict:
     for split in ("text_only", "text_and_speech", "heldout"):
         r = _acc(qa, "speech_speech", split)
         row[f"qa_speech_{split}"] = None if r is None else r["accuracy"]
+        row[f"qa_speech_{split}_n"] = None if r is None else r["num_groups"]
     return row
+
+
+def transfer_pvalue(accuracy: float | None, n: int | None, chance: float = 0.25) -> float | None:
+    """One-sided binomial p-value that spoken QA on text-only facts beats chance (4 candidates: 25%)."""
+    if accuracy is None or not n:
+        return None
+    from scipy.stats import binomtest
+
+    return float(binomtest(round(accuracy * n), n, chance, alternative="greater").pvalue)
+
+
+def render_scaling(rows: dict[str, dict], params: dict[str, int]) -> str:
+    """Per size: both families' spoken QA on text-only vs heldout facts, with the transfer p-value."""
+    head = ["model", "params (M)", "lexical %", "syntactic %", "QA text %", "QA speech, heard facts %",
+            "QA speech, text-only facts %", "p (text-only > chance)", "QA speech, heldout facts %"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in sorted(params, key=lambda n: (n.rsplit("_", 1)[0], params[n])):
+        r = rows.get(name)
+        if r is None:
+            continue
+        p = transfer_pvalue(r["qa_speech_text_only"], r["qa_speech_text_only_n"])
+        cells = [name, f"{params[name] / 1e6:.1f}", _pair(r["lexical"]), _pair(r["syntactic"]), _pct(r["qa_text"]),
+                 _pct(r["qa_speech_text_and_speech"]), _pct(r["qa_speech_text_only"]),
+                 "n/a" if p is None else f"{p:.2g}", _pct(r["qa_speech_heldout"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n## Scaling\n\n" + "\n".join(lines) + "\n"
+
+
+def plot_scaling(rows: dict[str, dict], params: dict[str, int], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families: dict[str, list[tuple[int, float]]] = {}
+    for name, n in params.items():
+        acc = rows.get(name, {}).get("qa_speech_text_only")
+        if acc is not None:
+            families.setdefault(name.rsplit("_", 1)[0], []).append((n, 100 * acc))
+    if not families:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family, points in sorted(families.items()):
+        ax.plot(*zip(*sorted(points), strict=True), marker="o", label=family)
+    ax.axhline(25.0, color="gray", linestyle=":", label="chance")
+    ax.set(xscale="log", xlabel="parameters", ylabel="spoken QA on text-only facts (%)",
+           title="text-to-speech knowledge transfer")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def read_num_params(train_dir: str) -> int | None:
+    path = Path(train_dir) / "train_summary.json"
+    return json.loads(path.read_text()).get("num_params") if path.exists() else None
 
 
 def _pct(x: float | None) -> str:
@@ -129,6 +190,13 @@ def run_report(cfg: ReportConfig) -> StageReport:
         report.ok()
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     table = render_table(rows)
+    params = {name: n for name, folder in cfg.sizes.items() if (n := read_num_params(folder)) is not None}
+    for name in sorted(set(cfg.sizes) - set(params)):
+        report.fail(name, f"missing: {Path(cfg.sizes[name]) / 'train_summary.json'}")
+    if params:
+        table += render_scaling(rows, params)
+        if plot_scaling(rows, params, cfg.out_dir / "scaling.png"):
+            report.extra["scaling_plot"] = str(cfg.out_dir / "scaling.png")
     atomic_write_text(cfg.out_dir / "results.md", "# koe results\n\n" + table)
     write_json(cfg.out_dir / "results.json", rows)
     if cfg.train_dirs and plot_losses(cfg.train_dirs, cfg.out_dir / "loss_curves.png"):
