@@ -34,6 +34,8 @@ class GenerateConfig:
     top_p: float = dataclasses.field(default=0.95, metadata={"help": "1.0 disables"})
     seed: int = dataclasses.field(default=0, metadata={"help": "sampling seed (per prompt: seed + index)"})
     device: str = dataclasses.field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = dataclasses.field(default="auto", metadata={
+        "help": "model dtype (auto = bfloat16 on CUDA, float32 on CPU), as koe eval"})
 
     def validate(self) -> list[str]:
         problems = []

@@ -79,7 +79,7 @@ def run_generate(cfg: GenerateConfig) -> StageReport:
     prompts = _prompts(cfg)
     report = StageReport("generate", cfg.out_dir, items_in=len(prompts))
     save_config(cfg, cfg.out_dir)
-    lm = SpeechTextLM.load(cfg.model, cfg.device, unit_tokenizer=cfg.unit_tokenizer,
+    lm = SpeechTextLM.load(cfg.model, cfg.device, cfg.dtype, unit_tokenizer=cfg.unit_tokenizer,
                            require_unit_tokenizer=cfg.task in AUDIO_TASKS)
     vocoder = _vocoder(cfg, lm)
     for i, prompt in enumerate(progress(prompts, desc="generate")):
