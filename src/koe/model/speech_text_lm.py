@@ -304,9 +304,9 @@ class SpeechTextLM:
             out = self.model(input_ids=ids, cache=past, use_cache=True, logits_to_keep=1)
             past = out.cache
             m = modality(new) if callable(modality) else modality
-            mask = self.span_masks.get(m) if m in self.span_masks else self.span_mask(m)
+            mask = self.span_masks[m] if m in self.span_masks else self.span_mask(m)  # span_mask raises if unknown
             logits = out.logits[:, -1].float().masked_fill(~(mask | stop_mask), float("-inf"))
-            nxt = _pick(logits, sampling, warp, ids, generator)
+            nxt = _pick(logits, warp, ids, generator)
             if nxt in stops:
                 stop_id = nxt
                 break
@@ -342,8 +342,8 @@ def _warpers(sampling: Sampling):
     return warpers
 
 
-def _pick(logits: torch.Tensor, sampling: Sampling, warp, ids: torch.Tensor,
-          generator: torch.Generator | None) -> int:
+def _pick(logits: torch.Tensor, warp, ids: torch.Tensor, generator: torch.Generator | None) -> int:
+    """Greedy without warpers, else a draw from the warped distribution."""
     if warp is None:
         return int(logits[0].argmax())
     probs = torch.softmax(warp(ids, logits), dim=-1)
