@@ -78,7 +78,8 @@ def test_speech_vocab_copy_keeps_hash_and_bundled_source(tmp_path):
     assert copy.content_hash == tok.content_hash
     assert (tmp_path / "final" / "unit_tokenizer" / "phonetic" / "model.safetensors").read_bytes() == b"weights"
     assert json.loads((tmp_path / "final" / SPEECH_VOCAB_FILE).read_text())["unit_tokenizer_hash"] == tok.content_hash
-    assert copy_speech_vocab(tmp_path / "nothing", [tmp_path / "final"]) == []  # old data dir: nothing to copy
+    with pytest.warns(UserWarning, match="unit_tokenizer=DIR"):  # an old data dir: nothing to copy, and said so
+        assert copy_speech_vocab(tmp_path / "nothing", [tmp_path / "final"]) == []
 
 
 def test_resolve_refuses_a_tampered_copy(tmp_path):

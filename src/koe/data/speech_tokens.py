@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,6 +133,9 @@ def copy_speech_vocab(source: str | Path, targets: Iterable[str | Path]) -> list
     nothing: such models need unit_tokenizer= later, and say so."""
     recorded = read_speech_vocab(source)
     if recorded is None:
+        warnings.warn(f"{source} has no {SPEECH_VOCAB_FILE} (built before data dirs carried their unit tokenizer): "
+                      "the model dirs get none, and koe eval / koe generate will need unit_tokenizer=DIR",
+                      stacklevel=2)
         return []
     tok = _load(Path(source), recorded)
     return [write_speech_vocab(tok, t) for t in map(Path, targets) if t.is_dir()]
