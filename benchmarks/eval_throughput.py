@@ -1,4 +1,5 @@
-"""Evaluation throughput: speech pairs scored per second by `koe eval`'s scorer (koe.eval.lm.SpeechTextLM.score).
+"""Evaluation throughput: speech pairs scored per second by `koe eval`'s scorer
+(koe.model.speech_text_lm.SpeechTextLM.score).
 
     python benchmarks/eval_throughput.py                 # Qwen2.5-0.5B shape, 152k-row head, on a GPU
     python benchmarks/eval_throughput.py --small         # a tiny shape on CPU in seconds (a smoke test)
@@ -9,7 +10,7 @@ units + markers; speed does not depend on weights); the tokenizer is a small koe
 Items are sBLIMP/sWUGGY-like pairs: two unit sequences of 25..250 units each (1..10 s at 25 Hz), every unit scored
 with the speech mask. Rows (`--rows dtype:scorer:batch_tokens,...`): the scorer at two batch sizes in fp32 and bf16,
 beside a naive loop (one forward and one host copy per sequence); dtype `auto` and batch tokens 0 are `koe eval`'s
-defaults, resolved as `koe eval` resolves them (koe.eval.lm). Prints one table; --json writes the rows.
+defaults, resolved as `koe eval` resolves them (koe.model.speech_text_lm). Prints one table; --json writes the rows.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from koe.data.text_tokenizer import train_text_tokenizer
 from koe.data.vocab import extend_tokenizer
-from koe.eval.lm import GPU_BATCH_TOKENS, SPEECH, Request, SpeechTextLM, resolve_dtype
 from koe.model.init import round_up
+from koe.model.speech_text_lm import GPU_BATCH_TOKENS, SPEECH, Request, SpeechTextLM, resolve_dtype
 
 BODY = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
             intermediate_size=4864, vocab_size=round_up(151_936 + 500 + 2, 64))

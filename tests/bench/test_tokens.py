@@ -26,12 +26,9 @@ class Counting:
         self.tok, self.calls = tok, 0
         self.content_hash = tok.content_hash
 
-    def encode_audio(self, wav):
+    def audio_to_ids(self, wav):
         self.calls += 1
-        return self.tok.encode_audio(wav)
-
-    def apply_bpe(self, units, durations):
-        return self.tok.apply_bpe(units, durations)
+        return self.tok.audio_to_ids(wav)
 
 
 def _bench(root: Path, n: int) -> Path:

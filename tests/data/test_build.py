@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
+from unit_tokenizers import make_unit_tokenizer
 
 from koe.cli import run_command
 from koe.config import load_config
@@ -53,9 +54,10 @@ def inputs(tmp_path_factory):
     write_manifest(root / "manifest.jsonl", utts)
     write_unit_shard(root / "units" / "shard-00000.npz", recs[:35])
     write_unit_shard(root / "units" / "shard-00001.npz", recs[35:])
-    write_units_meta(root / "units", UnitsMeta(tokenizer_hash="feedbeef", tokenizer_dir="missing", num_units=K,
-                                               frame_rate_hz=FRAME_RATE, manifest="manifest.jsonl", num_shards=2,
-                                               num_utterances=60))
+    tok = make_unit_tokenizer(root / "tok", num_units=K)
+    write_units_meta(root / "units", UnitsMeta(tokenizer_hash=tok.content_hash, tokenizer_dir=str(root / "tok"),
+                                               num_units=K, frame_rate_hz=FRAME_RATE, manifest="manifest.jsonl",
+                                               num_shards=2, num_utterances=60))
     items = [TextItem(id=f"t{i}", text=" ".join(rng.choice(VOCAB_WORDS, size=int(rng.integers(5, 30)))))
              for i in range(300)]
     write_text_items(root / "text.jsonl", items)
@@ -76,12 +78,14 @@ def test_cli_build_writes_documented_files(inputs, tmp_path):
             "text_tokenizer=train:300", f"out_dir={out}", "num_epochs_variants=2"]
     assert run_command("data build", args) == 0
     for name in ("meta.json", "config.yaml", "data_build_summary.json", "data_build_failures.jsonl",
-                 "token_stats.png", "tokenizer/tokenizer.json", "train/shard-00000.npz", "valid/shard-00000.npz"):
+                 "token_stats.png", "tokenizer/tokenizer.json", "train/shard-00000.npz", "valid/shard-00000.npz",
+                 "speech_vocab.json", "unit_tokenizer/unit_tokenizer.json"):
         assert (out / name).exists(), name
     meta = load_data_meta(out)
     tok = AutoTokenizer.from_pretrained(out / "tokenizer")
     assert SpeechVocab.from_tokenizer(tok) == meta.vocab
-    assert meta.vocab.num_units == K and meta.unit_tokenizer_hash == "feedbeef"
+    recorded = json.loads((root / "units" / "meta.json").read_text())["tokenizer_hash"]
+    assert meta.vocab.num_units == K and meta.unit_tokenizer_hash == recorded
     summary = json.loads((out / "data_build_summary.json").read_text())
     assert summary["utterances_unaligned"] == 1 and summary["utterances_test_excluded"] == 1
     # interleaved is the scarcest kind for its weight, so all 52 aligned train utterances appear, drawn twice
@@ -218,17 +222,24 @@ def test_config_validation_names_the_options():
         load_config(BuildConfig, overrides=["units_dir=u", "manifest=m", "text=[a]", "text_tokenizer=units"])
 
 
-def test_unit_vocabulary_reads_bpe_from_the_unit_tokenizer(tmp_path):
-    from koe.data.build import unit_vocabulary
+def test_the_unit_tokenizer_is_the_one_the_shards_record(inputs, tmp_path):
+    """No guessing: a missing recorded tokenizer, or one with another hash, is refused naming the hashes."""
     from koe.stage import KoeInputError
 
-    meta = UnitsMeta(tokenizer_hash="abc", tokenizer_dir="tok", num_units=30, frame_rate_hz=50.0,
-                     manifest="m", num_shards=0, num_utterances=0)
-    assert unit_vocabulary(meta, tmp_path) == (30, 0)  # tokenizer folder not found: meta.json's count, no BPE
-    (tmp_path / "tok").mkdir()
-    spec = {"num_units": 20, "bpe": {"vocab_size": 30, "file": "bpe.json"}, "content_hash": "abc"}
-    (tmp_path / "tok" / "unit_tokenizer.json").write_text(json.dumps(spec))
-    assert unit_vocabulary(meta, tmp_path) == (20, 10)
-    (tmp_path / "tok" / "unit_tokenizer.json").write_text(json.dumps({**spec, "content_hash": "other"}))
-    with pytest.raises(KoeInputError, match="tokenizer-mismatch"):
-        unit_vocabulary(meta, tmp_path)
+    root, _, _ = inputs
+    meta = json.loads((root / "units" / "meta.json").read_text())
+    units = tmp_path / "units"
+    units.mkdir()
+    for name in ("shard-00000.npz", "shard-00001.npz"):
+        (units / name).write_bytes((root / "units" / name).read_bytes())
+    (units / "meta.json").write_text(json.dumps({**meta, "tokenizer_dir": str(tmp_path / "gone")}))
+    with pytest.raises(KoeInputError, match=f"no-unit-tokenizer.*{meta['tokenizer_hash']}.*unit_tokenizer=DIR"):
+        run_build(_cfg(root, tmp_path / "d1", units_dir=str(units)))
+    other = make_unit_tokenizer(tmp_path / "other", num_units=K, seed=1)
+    with pytest.raises(KoeInputError, match=f"{meta['tokenizer_hash']}.*{other.content_hash}"):
+        run_build(_cfg(root, tmp_path / "d2", units_dir=str(units), unit_tokenizer=str(tmp_path / "other")))
+    report = run_build(_cfg(root, tmp_path / "d3", units_dir=str(units), unit_tokenizer=str(root / "tok")))
+    assert report.exit_code == 0
+    vocab = json.loads((tmp_path / "d3" / "speech_vocab.json").read_text())
+    assert vocab["unit_tokenizer_hash"] == meta["tokenizer_hash"]
+    assert (tmp_path / "d3" / "unit_tokenizer" / "unit_tokenizer.json").exists()

@@ -79,7 +79,7 @@ def test_interleaved_documents_keep_every_word_once(method):
         speech = choose_speech_words(aligned.num_words, method, 0.3, 10.0, np.random.default_rng(k),
                                      speakable=aligned.speakable, words=aligned.words)
         encode = fake_encode if method != "sentence" else (lambda ts: fake_encode([t.replace(".", "") for t in ts]))
-        segments = interleaved_segments(aligned, units, speech, encode, VOCAB)
+        segments = interleaved_segments(aligned, units + VOCAB.unit_offset, speech, encode)
         # spans alternate and tile the word sequence
         assert segments[0].word_start == 0 and segments[-1].word_end == len(spans)
         for a, b in itertools.pairwise(segments):
@@ -105,7 +105,7 @@ def test_markers_at_start_and_every_switch_only():
     spans, units, durations = make_utterance(rng, 30)
     aligned = align_units(durations, spans, FRAME_RATE, "attach")
     speech = choose_speech_words(30, "coin", 0.5, 10, np.random.default_rng(3), speakable=aligned.speakable)
-    segments = interleaved_segments(aligned, units, speech, fake_encode, VOCAB)
+    segments = interleaved_segments(aligned, units + VOCAB.unit_offset, speech, fake_encode)
     doc = render(segments, VOCAB)
     assert doc.tokens[-1] == VOCAB.eos_id and doc.modality[-1] == MARKER
     body_tokens, body_mod = doc.tokens[:-1], doc.modality[:-1]
@@ -156,7 +156,7 @@ def test_long_documents_split_at_span_boundaries():
     spans, units, durations = make_utterance(rng, 60)
     aligned = align_units(durations, spans, FRAME_RATE, "attach")
     speech = choose_speech_words(60, "poisson", 0.3, 10, np.random.default_rng(6), speakable=aligned.speakable)
-    segments = interleaved_segments(aligned, units, speech, fake_encode, VOCAB)
+    segments = interleaved_segments(aligned, units + VOCAB.unit_offset, speech, fake_encode)
     longest = max(len(s.tokens) for s in segments)
     pieces, cut = split_segments(segments, max_len=longest + 2)
     assert cut == 0 and len(pieces) > 1

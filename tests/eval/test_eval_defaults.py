@@ -1,5 +1,5 @@
 """`koe eval`'s device-dependent defaults: bf16 and 16384-token batches on CUDA (docs/performance.md), float32 and
-4096-token batches on CPU, resolved where the model is loaded and scored (koe.eval.lm)."""
+4096-token batches on CPU, resolved where the model is loaded and scored (koe.model.speech_text_lm)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from eval_helpers import tiny_model
 
 from koe.eval.config import EvalConfig
-from koe.eval.lm import CPU_BATCH_TOKENS, NONE, SPEECH, Request, SpeechTextLM, resolve_dtype
+from koe.model.speech_text_lm import CPU_BATCH_TOKENS, NONE, SPEECH, Request, SpeechTextLM, resolve_dtype
 
 
 def test_config_defaults_are_resolved_by_device():

@@ -9,8 +9,8 @@ from eval_helpers import tiny_model
 
 from koe.bench.items import BenchItem, Side
 from koe.eval.config import EvalConfig
-from koe.eval.lm import FULL, NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.eval.tasks import evaluate_items
+from koe.model.speech_text_lm import FULL, NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.stage import StageReport
 
 torch.set_num_threads(1)

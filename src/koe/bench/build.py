@@ -8,8 +8,9 @@
 Each benchmark directory gets items.jsonl + bench.json (docs/evaluation.md), `audio/<voice>/<hash>.wav` (16 kHz,
 16-bit; the hash covers voice, rate, pitch and what is spoken, so identical sides are synthesized once),
 skipped.jsonl (source entries no item could be made of, with reasons), config.yaml and a `.done` marker keyed by the
-config hash: a rerun skips finished benchmarks unless `force=true`. With `unit_tokenizer=DIR` the audio is also
-encoded into the token cache (koe.bench.tokens), so `koe eval` starts scoring at once.
+config hash: a rerun skips finished benchmarks unless `force=true`. With `model=DIR` (its own unit tokenizer) or
+`unit_tokenizer=DIR` the audio is also encoded into the token cache (koe.bench.tokens), so `koe eval` starts scoring
+at once; given both, their tokenizers must have the same content hash.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def run_bench_build(cfg: BenchBuildConfig) -> StageReport:
     built: dict[str, int] = {}
     for src in benchmark_sources(cfg):
         bench_dir = out_dir / src.name
-        key = config_hash({**to_dict(cfg), "benchmark": src.name, "unit_tokenizer": None})
+        key = config_hash({**to_dict(cfg), "benchmark": src.name, "unit_tokenizer": None, "model": None})
         if is_done(bench_dir, key) and not cfg.force:
             built[src.name] = (bench_dir / "items.jsonl").read_text().count("\n")
             report.items_in += built[src.name]
@@ -52,8 +53,8 @@ def run_bench_build(cfg: BenchBuildConfig) -> StageReport:
                                      [e for e in entries if isinstance(e, Skipped)], bench_dir, cfg, report)
         save_config(cfg, bench_dir)
         mark_done(bench_dir, key)
-    if cfg.unit_tokenizer is not None:
-        _tokenize(out_dir, list(built), cfg.unit_tokenizer, report)
+    if cfg.unit_tokenizer is not None or cfg.model is not None:
+        _tokenize(out_dir, list(built), cfg, report)
     report.extra["benchmarks"] = built
     save_config(cfg, out_dir)
     return report.finish()
@@ -103,11 +104,15 @@ def _side(spoken: Spoken, voice: str, bench_dir: Path, cfg: BenchBuildConfig) ->
     return Side(text=spoken.text, audio=rel, phonemes=spoken.phonemes)
 
 
-def _tokenize(out_dir: Path, names: list[str], tokenizer_dir: Path, report: StageReport) -> None:
+def _tokenize(out_dir: Path, names: list[str], cfg: BenchBuildConfig, report: StageReport) -> None:
     from koe.bench.tokens import tokenize_bench
+    from koe.data.speech_tokens import resolve_unit_tokenizer
     from koe.units.tokenizer import UnitTokenizer
 
-    tok = UnitTokenizer.load(tokenizer_dir)
+    if cfg.model is not None:
+        tok = resolve_unit_tokenizer(cfg.model, cfg.unit_tokenizer, required=True)
+    else:
+        tok = UnitTokenizer.load(cfg.unit_tokenizer)
     encoded = 0
     for name in names:
         try:

@@ -39,6 +39,8 @@ class BenchBuildConfig:
     qa_num_candidates: int = field(default=4, metadata={"help": "answers ranked per question (1 right + distractors)"})
     unit_tokenizer: Path | None = field(default=None,
                                         metadata={"help": "unit tokenizer dir: also tokenize the audio into the cache"})
+    model: Path | None = field(default=None, metadata={
+        "help": "model dir: tokenize the audio with its own unit tokenizer (unit_tokenizer= must then match it)"})
     force: bool = field(default=False, metadata={"help": "rebuild benchmarks already built with this config"})
 
     def validate(self) -> list[str]:

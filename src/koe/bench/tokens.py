@@ -3,9 +3,11 @@
     units = tokenize_bench("bench/syntactic-blimp", UnitTokenizer.load("units/tok"))   # {audio path: int32 array}
 
 The cache is `<bench_dir>/tokens/<tokenizer content hash>.jsonl`, one `{"audio": "audio/en-us/ab12.wav",
-"units": [...]}` line per WAV: the deduplicated units after the tokenizer's unit BPE (if any), i.e. the unit ids a
-model reads. A tokenizer with another content hash gets its own file, so re-fitting a tokenizer can never reuse
-stale units; a cache missing some WAVs (a benchmark rebuilt with more items) is completed and rewritten.
+"units": [...]}` line per WAV: `UnitTokenizer.audio_to_ids`, the deduplicated units after the tokenizer's unit BPE (if
+any), i.e. the unit ids a model reads (koe eval adds the model's unit offset through koe.data.speech_tokens, the
+same mapping `koe data build` used). A tokenizer with another content hash gets its own file, so re-fitting a
+tokenizer can never reuse stale units; a cache missing some WAVs (a benchmark rebuilt with more items) is completed
+and rewritten.
 """
 
 from __future__ import annotations
@@ -28,9 +30,7 @@ class UnitEncoder(Protocol):
 
     content_hash: str
 
-    def encode_audio(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def apply_bpe(self, units: np.ndarray, durations: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def audio_to_ids(self, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def cache_path(bench_dir: str | Path, tokenizer: UnitEncoder) -> Path:
@@ -62,7 +62,7 @@ def tokenize_bench(bench_dir: str | Path, tokenizer: UnitEncoder) -> tuple[dict[
     wanted = sorted({s.audio for it in read_items(bench_dir) for s in it.sides() if s.audio is not None})
     missing = [a for a in wanted if a not in cached]
     for audio in progress(missing, desc=f"tokenize {bench_dir.name}", unit="wav"):
-        units, _durations = tokenizer.apply_bpe(*tokenizer.encode_audio(load_audio(bench_dir / audio)))
+        units, _durations = tokenizer.audio_to_ids(load_audio(bench_dir / audio))
         if len(units) == 0:
             raise KoeInputError(f"no-units: {bench_dir / audio}: the unit tokenizer returned no units")
         cached[audio] = np.asarray(units, dtype=np.int32)

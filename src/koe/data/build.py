@@ -14,7 +14,6 @@ Formats and rules: docs/sequences.md.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from koe.data.shards import (
     write_data_meta,
 )
 from koe.data.sources import load_text_tokenizer, read_text_corpus, text_split
+from koe.data.speech_tokens import SpeechTokens, check_unit_tokenizer, write_speech_vocab
 from koe.data.vocab import SpeechVocab, extend_tokenizer, unit_token, units_only_tokenizer
 from koe.seed import rng_for
 from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
@@ -52,11 +52,13 @@ KIND_IDS = {"text": TEXT_ONLY, "speech": SPEECH_ONLY, "interleaved": INTERLEAVED
 
 @dataclasses.dataclass
 class SpeechUtt:
-    """One encoded utterance joined to its manifest line."""
+    """One encoded utterance joined to its manifest line: its dedup units and, once the vocabulary exists, its model
+    token ids with their frames (`SpeechTokens.from_units`: BPE applied when the unit tokenizer has it)."""
 
     utt: Utterance
     units: np.ndarray
     durations: np.ndarray
+    tokens: np.ndarray | None = None
 
 
 def run_build(cfg: BuildConfig) -> StageReport:
@@ -71,10 +73,13 @@ def run_build(cfg: BuildConfig) -> StageReport:
             old.unlink()  # a smaller rebuild must not leave stale shards behind
     save_config(cfg, out)
     counts: Counter = Counter()
-    units_meta, speech = _load_speech(cfg, report, counts)
+    unit_tok, units_meta = _unit_tokenizer(cfg)
+    speech = _load_speech(cfg, unit_tok.num_units, report, counts)
     texts = _load_text(cfg, report, counts)
-    tokenizer, vocab = _make_vocab(cfg, units_meta, speech, texts)
+    tokenizer, vocab = _make_vocab(cfg, unit_tok, speech, texts)
     tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
+    write_speech_vocab(unit_tok, out)
+    speech = _speech_tokens(SpeechTokens(vocab, unit_tok), speech, report)
     weights = cfg.mixture.weights()
     pools: dict[str, dict[str, list[Doc]]] = {s: {k: [] for k in weights} for s in SPLITS}
     if "text" in weights:
@@ -113,14 +118,30 @@ def run_build(cfg: BuildConfig) -> StageReport:
     return report.finish()
 
 
-def _load_speech(cfg: BuildConfig, report: StageReport, counts: Counter):
-    from koe.units.shards import load_units_meta, read_unit_shards
+def _unit_tokenizer(cfg: BuildConfig):
+    """The unit tokenizer the shards were encoded with: `unit_tokenizer=`, else the dir their meta.json records
+    (as written there, no guessing); its content hash must be the shards'. It fixes the unit vocabulary and BPE."""
+    from koe.units.shards import META_FILE, load_units_meta
+    from koe.units.tokenizer import SPEC_FILE, UnitTokenizer
 
     units_meta = load_units_meta(cfg.units_dir)
+    path = Path(cfg.unit_tokenizer or units_meta.tokenizer_dir)
+    if not (path / SPEC_FILE).exists():
+        where = "unit_tokenizer=" if cfg.unit_tokenizer else f"{Path(cfg.units_dir) / META_FILE}"
+        raise KoeInputError(f"no-unit-tokenizer: {path} (from {where}) holds no {SPEC_FILE}; the shards were encoded "
+                            f"with unit tokenizer {units_meta.tokenizer_hash}: pass unit_tokenizer=DIR with that "
+                            "tokenizer (a relative path in meta.json is relative to where `koe units encode` ran)")
+    tok = UnitTokenizer.load(path)
+    check_unit_tokenizer(units_meta.tokenizer_hash, tok, Path(cfg.units_dir) / META_FILE)
+    return tok, units_meta
+
+
+def _load_speech(cfg: BuildConfig, num_units: int, report: StageReport, counts: Counter) -> list[SpeechUtt]:
+    from koe.units.shards import read_unit_shards
+
     if not cfg.manifest:
-        return units_meta, []
+        return []
     manifest = {u.id: u for u in read_manifest(cfg.manifest)}
-    num_units = sum(unit_vocabulary(units_meta, cfg.units_dir))
     speech, seen = [], set()
     for rec in progress(read_unit_shards(cfg.units_dir), desc="data build: units", unit="utt"):
         report.items_in += 1
@@ -140,7 +161,20 @@ def _load_speech(cfg: BuildConfig, report: StageReport, counts: Counter):
             continue
         speech.append(SpeechUtt(utt, units, np.asarray(rec.durations, dtype=np.int64)))
     counts["utterances_without_units"] = sum(1 for i in manifest if i not in seen)
-    return units_meta, speech
+    return speech
+
+
+def _speech_tokens(speech_tokens: SpeechTokens, speech: list[SpeechUtt], report: StageReport) -> list[SpeechUtt]:
+    """Every utterance's model token ids, through the one units -> ids function (eval and generate use it too)."""
+    kept = []
+    for s in speech:
+        try:
+            s.tokens, s.durations = speech_tokens.from_units(s.units, s.durations)
+        except ValueError as e:
+            report.fail(s.utt.id, f"bad-units: {s.utt.id}: {e}")
+            continue
+        kept.append(s)
+    return kept
 
 
 def _load_text(cfg: BuildConfig, report: StageReport, counts: Counter) -> dict[str, list[TextItem]]:
@@ -163,26 +197,8 @@ def _load_text(cfg: BuildConfig, report: StageReport, counts: Counter) -> dict[s
     return texts
 
 
-def unit_vocabulary(units_meta, units_dir: str | Path) -> tuple[int, int]:
-    """(k-means units, BPE merges) of the unit tokenizer the shards were encoded with.
-
-    meta.json's num_units does not say whether BPE ids are included, so the tokenizer's own spec is read when its
-    directory can be found (as written, or relative to units_dir) and its content hash matches the shards'.
-    """
-    for base in (Path(units_meta.tokenizer_dir), Path(units_dir) / units_meta.tokenizer_dir):
-        spec_path = base / "unit_tokenizer.json"
-        if spec_path.exists():
-            spec = json.loads(spec_path.read_text())
-            if spec.get("content_hash") != units_meta.tokenizer_hash:
-                raise KoeInputError(f"tokenizer-mismatch: {spec_path} has content_hash {spec.get('content_hash')}, "
-                                    f"but {units_dir}/meta.json was encoded with {units_meta.tokenizer_hash}")
-            k = int(spec["num_units"])
-            return k, (int(spec["bpe"]["vocab_size"]) - k if spec.get("bpe") else 0)
-    return int(units_meta.num_units), 0
-
-
-def _make_vocab(cfg: BuildConfig, units_meta, speech: list[SpeechUtt], texts: dict[str, list[TextItem]]):
-    num_units, num_bpe = unit_vocabulary(units_meta, cfg.units_dir)
+def _make_vocab(cfg: BuildConfig, unit_tok, speech: list[SpeechUtt], texts: dict[str, list[TextItem]]):
+    num_units, num_bpe = unit_tok.num_units, unit_tok.vocab_size - unit_tok.num_units
     training = [i.text for i in texts["train"]]
     training += [s.utt.text or " ".join(w for w, _, _ in s.utt.words or []) for s in speech if s.utt.split == "train"]
     tokenizer = load_text_tokenizer(cfg.text_tokenizer, training)
@@ -226,10 +242,6 @@ def _text_docs(cfg, tokenizer, vocab, texts, pools, report, counts) -> None:
                 _add(pools[split]["text"], [Segment(TEXT, 0, 0, np.asarray(ids))], cfg, vocab, counts)
 
 
-def _unit_tokens(s: SpeechUtt, vocab: SpeechVocab) -> np.ndarray:
-    return s.units + vocab.unit_offset
-
-
 def _speech_docs(cfg, vocab, speech: list[SpeechUtt], pools, counts) -> None:
     """Speech-only documents: `speech_utts_per_doc` consecutive utterances of one speaker (by id) joined."""
     by_speaker: dict[tuple[str, str], list[SpeechUtt]] = defaultdict(list)
@@ -238,7 +250,7 @@ def _speech_docs(cfg, vocab, speech: list[SpeechUtt], pools, counts) -> None:
     for (split, _), group in sorted(by_speaker.items()):
         group.sort(key=lambda s: s.utt.id)
         for i in range(0, len(group), cfg.speech_utts_per_doc):
-            tokens = np.concatenate([_unit_tokens(s, vocab) for s in group[i:i + cfg.speech_utts_per_doc]])
+            tokens = np.concatenate([s.tokens for s in group[i:i + cfg.speech_utts_per_doc]])
             _add(pools[split]["speech"], [Segment(SPEECH, 0, 0, tokens)], cfg, vocab, counts)
 
 
@@ -255,7 +267,7 @@ def _paired_docs(cfg, tokenizer, vocab, speech: list[SpeechUtt], pools, counts) 
     encode = _encoder(tokenizer)
     texts = encode([cfg.text_span_prefix + " ".join(words) for _, words in with_words]) if with_words else []
     for (s, _), text in zip(with_words, texts, strict=True):
-        segments = [Segment(SPEECH, 0, 0, _unit_tokens(s, vocab)), Segment(TEXT, 0, 0, np.asarray(text, np.int64))]
+        segments = [Segment(SPEECH, 0, 0, s.tokens), Segment(TEXT, 0, 0, np.asarray(text, np.int64))]
         _add(pools[s.utt.split]["paired"], segments, cfg, vocab, counts)
 
 
@@ -279,7 +291,7 @@ def _interleaved_docs(cfg, tokenizer, vocab, frame_rate: float, speech: list[Spe
             rng = rng_for(cfg.seed, s.utt.id, epoch)
             mask = choose_speech_words(aligned.num_words, cfg.interleave_method, cfg.speech_fraction,
                                        cfg.poisson_lambda, rng, speakable=aligned.speakable, words=aligned.words)
-            segments = interleaved_segments(aligned, s.units, mask, encode, vocab, cfg.text_span_prefix)
+            segments = interleaved_segments(aligned, s.tokens, mask, encode, cfg.text_span_prefix)
             counts["interleaved_words"] += aligned.num_words
             counts["interleaved_speech_words"] += int(mask.sum())
             counts["interleaved_speech_spans"] += sum(seg.modality == SPEECH for seg in segments)

@@ -45,6 +45,9 @@ class BuildConfig:
     out_dir: str = field(default="out/data", metadata=_h("output folder: meta.json, tokenizer/, <split>/shard-*.npz"))
     units_dir: str | None = field(
         default=None, metadata=_h("unit shards from `koe units encode` (meta.json + npz); required"))
+    unit_tokenizer: str | None = field(
+        default=None, metadata=_h("unit tokenizer dir; default: the one units_dir/meta.json records (its content "
+                                  "hash must match either way)"))
     manifest: str | None = field(default=None, metadata=_h("manifest with word times and splits (the one encoded)"))
     text: list[str] = field(
         default_factory=list,

@@ -2,7 +2,7 @@
 
     words = align_units(durations, spans, frame_rate_hz=50, unaligned="attach")   # WordUnits
     speech = choose_speech_words(words.num_words, "poisson", 0.3, 10.0, rng, speakable=words.speakable)
-    segments = interleaved_segments(words, units, speech, encode_text, vocab)     # alternating Segments
+    segments = interleaved_segments(words, unit_tokens, speech, encode_text)      # alternating Segments
 
 Rule (docs/sequences.md#word-times-to-units): unit i spans frames [F_i, F_i + d_i) with F_i the cumulative sum of the
 earlier durations; its time is its centre, and it belongs to the word whose [start_s, end_s) contains that time.
@@ -20,7 +20,6 @@ from typing import Literal
 import numpy as np
 
 from koe.data.shards import SPEECH, TEXT
-from koe.data.vocab import SpeechVocab
 
 SENTENCE_END = (".", "?", "!")
 
@@ -163,13 +162,15 @@ def sentence_ranges(words: Sequence[str]) -> list[tuple[int, int]]:
 
 def interleaved_segments(
     aligned: WordUnits,
-    units: np.ndarray,
+    unit_tokens: np.ndarray,
     speech: np.ndarray,
     encode_text: Callable[[list[str]], list[list[int]]],
-    vocab: SpeechVocab,
     text_prefix: str = " ",
 ) -> list[Segment]:
-    """Group words into alternating runs; text runs are tokenized, speech runs become their words' unit tokens."""
+    """Group words into alternating runs; text runs are tokenized, speech runs take their words' unit tokens.
+
+    `unit_tokens` are the utterance's model token ids, one per unit of `aligned` (koe.data.speech_tokens makes
+    them), so interleaving never re-derives the units -> ids mapping."""
     runs, start = [], 0
     for i in range(1, aligned.num_words + 1):
         if i == aligned.num_words or speech[i] != speech[start]:
@@ -177,12 +178,12 @@ def interleaved_segments(
             start = i
     texts = [text_prefix + " ".join(aligned.words[s:e]) for m, s, e in runs if m == TEXT]
     encoded = iter(encode_text(texts) if texts else [])
-    kept_units = np.asarray(units)[aligned.kept]
+    kept_units = np.asarray(unit_tokens, dtype=np.int64)[aligned.kept]
     segments = []
     for modality, s, e in runs:
         if modality == TEXT:
             tokens = np.asarray(next(encoded), dtype=np.int64)
         else:
-            tokens = kept_units[aligned.unit_start[s]:aligned.unit_end[e - 1]].astype(np.int64) + vocab.unit_offset
+            tokens = kept_units[aligned.unit_start[s]:aligned.unit_end[e - 1]]
         segments.append(Segment(modality, s, e, tokens))
     return segments

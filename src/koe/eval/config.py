@@ -12,16 +12,16 @@ class EvalConfig:
     """Zero-shot evaluation: pair accuracy, cloze, spoken QA and per-modality perplexity, in one run.
 
     `bench` takes benchmark directories (each with items.jsonl) and/or folders holding several of them:
-    `koe eval runs/tiny/model bench=[bench] unit_tokenizer=units/tok`. Results go to out_dir/results.json and
-    out_dir/results.md; docs/evaluation.md specifies every rule.
+    `koe eval runs/tiny/interleaved/final bench=[bench]` (the model's own unit tokenizer encodes the speech).
+    Results go to out_dir/results.json and out_dir/results.md; docs/evaluation.md specifies every rule.
     """
 
     model: str = field(default="", metadata={"help": "HF causal-LM directory (or hub id) with the extended tokenizer"})
     bench: list[str] | str = field(default_factory=list,
                                    metadata={"help": "benchmark dirs, or folders of them (a list or one path)"})
     out_dir: Path = field(default=Path("eval"), metadata={"help": "where results.json and results.md go"})
-    unit_tokenizer: Path | None = field(default=None,
-                                        metadata={"help": "unit tokenizer dir, needed to score speech sides"})
+    unit_tokenizer: Path | None = field(default=None, metadata={
+        "help": "unit tokenizer dir; default: the model's own (model/unit_tokenizer); must match its hash"})
     reduce: Literal["mean", "sum"] = field(default="mean",
                                            metadata={"help": "side score: mean (default) or sum of token log-probs"})
     modalities: list[str] = field(default_factory=lambda: ["speech", "text"],

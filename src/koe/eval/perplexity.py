@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from koe.data.shards import MODALITIES, load_data_meta, read_token_shards
-from koe.eval.lm import FULL, NONE, Request, SpeechTextLM
+from koe.model.speech_text_lm import FULL, NONE, Request, SpeechTextLM
 from koe.stage import KoeInputError
 
 
@@ -27,6 +27,10 @@ def modality_perplexity(lm: SpeechTextLM, data_dir: str | Path, split: str = "va
     if meta.vocab.to_dict() != lm.vocab.to_dict():
         raise KoeInputError(f"vocab-mismatch: {data_dir}/meta.json: the shards' vocabulary {meta.vocab.to_dict()} "
                             f"differs from the model's {lm.vocab.to_dict()}")
+    tok = lm.unit_tokenizer
+    if tok is not None and meta.unit_tokenizer_hash is not None and meta.unit_tokenizer_hash != tok.content_hash:
+        raise KoeInputError(f"tokenizer-mismatch: {data_dir}/meta.json: the shards were made with unit tokenizer "
+                            f"{meta.unit_tokenizer_hash}, the model's is {tok.content_hash}")
     requests, modality = [], []
     for d, doc in enumerate(read_token_shards(data_dir, split)):
         if max_docs and d >= max_docs:

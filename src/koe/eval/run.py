@@ -1,9 +1,12 @@
 """`koe eval`: zero-shot evaluation of a speech-text LM on any number of koe benchmarks in one run.
 
-    koe eval runs/tiny/model bench=[bench] unit_tokenizer=runs/tiny/units ppl_data=runs/tiny/data
+    koe eval runs/tiny/interleaved/final bench=[bench] ppl_data=runs/tiny/data
+    koe eval old_model bench=[bench] unit_tokenizer=runs/tiny/tokenizer    # a model dir without its own tokenizer
     cat eval/results.md
 
-Each benchmark's audio is tokenized once per unit tokenizer (cached in `<bench>/tokens/<hash>.jsonl`, see
+The unit tokenizer is the model's own (`<model>/unit_tokenizer`, koe.data.speech_tokens); `unit_tokenizer=` must
+have the same content hash, and is needed only for model dirs trained before models carried one. Each benchmark's
+audio is tokenized once per unit tokenizer (cached in `<bench>/tokens/<hash>.jsonl`, see
 koe.bench.tokens); the model scores every item under every modality condition (koe.eval.tasks), and the run writes
 results.json (every number, config and vocabulary) and results.md (tables) to out_dir, with config.yaml and the
 stage summary beside them. Rules: docs/evaluation.md.
@@ -19,9 +22,9 @@ from koe.bench.items import ITEMS_FILE, BenchItem, read_info, read_items
 from koe.bench.tokens import tokenize_bench
 from koe.config import save_config, to_dict
 from koe.eval.config import EvalConfig
-from koe.eval.lm import SpeechTextLM
 from koe.eval.report import write_results
 from koe.eval.tasks import evaluate_items
+from koe.model.speech_text_lm import SpeechTextLM
 from koe.stage import KoeInputError, StageReport
 
 
@@ -39,12 +42,6 @@ def find_benchmarks(paths: list[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def load_unit_tokenizer(path: Path):
-    from koe.units.tokenizer import UnitTokenizer
-
-    return UnitTokenizer.load(path)
-
-
 def _limit(items: list[BenchItem], max_groups: int) -> list[BenchItem]:
     if not max_groups:
         return items
@@ -57,9 +54,10 @@ def run_eval(cfg: EvalConfig) -> StageReport:
     out_dir = Path(cfg.out_dir)
     report = StageReport("eval", out_dir)
     benches = find_benchmarks(cfg.bench_list)
-    lm = SpeechTextLM.load(cfg.model, cfg.device, cfg.dtype, cfg.mask_modality, cfg.max_length)
     want_speech = "speech" in cfg.modalities
-    unit_tok = load_unit_tokenizer(cfg.unit_tokenizer) if want_speech and cfg.unit_tokenizer else None
+    lm = SpeechTextLM.load(cfg.model, cfg.device, cfg.dtype, cfg.mask_modality, cfg.max_length,
+                           unit_tokenizer=cfg.unit_tokenizer, require_unit_tokenizer=want_speech)
+    unit_tok = lm.unit_tokenizer if want_speech else None
     results: dict = {"model": cfg.model, "speech_only": not lm.has_text, "vocab": lm.vocab.to_dict(),
                      "unit_tokenizer_hash": unit_tok.content_hash if unit_tok else None, "benchmarks": {}}
     for bench_dir in benches:

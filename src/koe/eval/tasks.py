@@ -22,8 +22,8 @@ import numpy as np
 
 from koe.bench.items import BenchItem, Side
 from koe.eval.config import EvalConfig
-from koe.eval.lm import NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.eval.scoring import contains_match, exact_match, group_accuracy, item_score, side_score, summarize
+from koe.model.speech_text_lm import NONE, SPEECH, TEXT, Request, SpeechTextLM
 from koe.stage import KoeInputError, StageReport, progress
 
 Condition = tuple[str | None, str]
@@ -49,7 +49,7 @@ def unavailable(cond: Condition, lm: SpeechTextLM, units: dict | None) -> str | 
     if "text" in cond and not lm.has_text:
         return "units-only model: no text vocabulary"
     if "speech" in cond and units is None:
-        return "no unit tokenizer given (unit_tokenizer=...)"
+        return "no unit tokenizer (the model has none; unit_tokenizer=DIR)"
     return None
 
 

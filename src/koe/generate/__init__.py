@@ -1,1 +1,1 @@
-"""Generation with modality-constrained decoding; see koe.generate.run for the tasks."""
+"""Generation with modality-constrained decoding (koe.model.speech_text_lm); see koe.generate.run for the tasks."""

@@ -2,10 +2,13 @@
 
     koe generate runs/tiny/interleaved/final task=text_to_speech prompts='["the red fox runs ."]' \
         vocoder=runs/tiny/vocoder out_dir=runs/tiny/generated
+    koe generate runs/tiny/interleaved/final task=continue prompts='[prompt.wav]' prompt_seconds=2
 
-Each sample gets a folder with prompt.json, text.txt (generated text, if any), units.json (generated units, if any)
-and audio.wav (through the vocoder, when one is given). Sequences follow docs/sequences.md: a `<speech>` or `<text>`
-marker opens every span.
+Each sample gets a folder with prompt.json, text.txt (generated text, if any), units.json (generated dedup units, if
+any: unit BPE undone, so a vocoder reads them) and audio.wav (through the vocoder, when one is given). Audio prompts
+are encoded by the model's own unit tokenizer (koe.model.speech_text_lm). Sequences follow docs/sequences.md: a
+`<speech>` or `<text>` marker opens every span. A prompt that cannot be read or encoded, or whose generation is empty,
+is a listed failure (exit 1); the other prompts still run.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import torch
 from koe.audio import load_audio
 from koe.config import save_config
 from koe.corpus.text import read_text_items
-from koe.data.vocab import SpeechVocab
 from koe.generate.config import GenerateConfig
-from koe.generate.decoding import Sampling, generate_span, modality_mask
+from koe.model.speech_text_lm import Sampling, SpeechTextLM
 from koe.stage import KoeInputError, StageReport, progress
+
+AUDIO_TASKS = ("continue", "speech_to_text")
+SPEECH_OUT = ("continue", "text_to_speech", "think_then_speak")
+TEXT_OUT = ("speech_to_text", "text", "think_then_speak")
 
 
 def _prompts(cfg: GenerateConfig) -> list[str]:
@@ -32,93 +38,70 @@ def _prompts(cfg: GenerateConfig) -> list[str]:
     return list(cfg.prompts)
 
 
-class Generator:
-    """A loaded model with its vocabulary, unit tokenizer and vocoder; one method per task."""
+def generate_one(lm: SpeechTextLM, cfg: GenerateConfig, prompt: str, generator: torch.Generator) -> dict:
+    """{"text": str | None, "units": list[int] | None} for one prompt; KoeInputError when a span comes out empty."""
+    v = lm.vocab
+    sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
+    if cfg.task in AUDIO_TASKS:
+        context = [v.speech_marker_id, *lm.audio_ids(load_audio(prompt, duration_s=cfg.prompt_seconds))]
+    else:
+        context = [v.text_marker_id, *lm.text_ids(prompt)]
+    text = units = None
+    if cfg.task in TEXT_OUT:
+        context += [v.text_marker_id] if cfg.task == "speech_to_text" else []
+        new = lm.generate(context, "text", cfg.max_new_tokens, sampling, generator=generator).ids
+        text = lm.decode_text(new).strip()
+        if not text:
+            raise KoeInputError(f"empty-output: task={cfg.task} produced no text")
+        context += new
+    if cfg.task in SPEECH_OUT:
+        context += [] if cfg.task == "continue" else [v.speech_marker_id]
+        new = lm.generate(context, "speech", cfg.max_new_tokens, sampling, generator=generator).ids
+        units = lm.units(new).tolist()
+        if not units:
+            raise KoeInputError(f"empty-output: task={cfg.task} produced 0 units (the model stopped at once)")
+    return {"text": text, "units": units}
 
-    def __init__(self, cfg: GenerateConfig):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-        self.vocab = SpeechVocab.from_tokenizer(self.tokenizer)
-        self.model = AutoModelForCausalLM.from_pretrained(cfg.model).to(device).eval()
-        size = self.model.get_input_embeddings().weight.shape[0]
-        self.masks = {m: modality_mask(self.vocab, m, size) for m in ("speech", "text") if
-                      m == "speech" or self.vocab.text_vocab_size > 0}
-        self.sampling = Sampling(cfg.temperature, cfg.top_k, cfg.top_p)
-        self.max_new_tokens = cfg.max_new_tokens
-        self.prompt_seconds = cfg.prompt_seconds
-        self.unit_tokenizer = None
-        if cfg.unit_tokenizer is not None:
-            from koe.units.tokenizer import UnitTokenizer
+def _vocoder(cfg: GenerateConfig, lm: SpeechTextLM):
+    if cfg.vocoder is None:
+        return None
+    from koe.vocoder import UnitVocoder
 
-            self.unit_tokenizer = UnitTokenizer.load(cfg.unit_tokenizer)
-        self.vocoder = None
-        if cfg.vocoder is not None:
-            from koe.vocoder import UnitVocoder
-
-            self.vocoder = UnitVocoder.load(cfg.vocoder)
-
-    def text_ids(self, text: str) -> list[int]:
-        if "text" not in self.masks:
-            raise KoeInputError("text prompt: this model has a units-only vocabulary")
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def speech_ids(self, audio_path: str) -> list[int]:
-        wav = load_audio(audio_path, duration_s=self.prompt_seconds)
-        units, _ = self.unit_tokenizer.encode_audio(wav)
-        return [self.vocab.unit_token_id(int(u)) for u in units]
-
-    def span(self, prompt: list[int], modality: str) -> list[int]:
-        return generate_span(self.model, prompt, self.masks[modality], self.vocab, self.sampling, self.max_new_tokens)
-
-    def run(self, task: str, prompt: str) -> dict:
-        """Returns {"text": str | None, "units": list[int] | None}."""
-        v = self.vocab
-        if task in ("continue", "speech_to_text"):
-            context = [v.speech_marker_id, *self.speech_ids(prompt)]
-        else:
-            context = [v.text_marker_id, *self.text_ids(prompt)]
-        text_out = units_out = None
-        if task in ("speech_to_text", "text", "think_then_speak"):
-            context = context + ([v.text_marker_id] if task == "speech_to_text" else [])
-            new = self.span(context, "text")
-            text_out = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-            context = context + new
-        if task in ("continue", "text_to_speech", "think_then_speak"):
-            context = context + ([] if task == "continue" else [v.speech_marker_id])
-            units_out = [i - v.unit_offset for i in self.span(context, "speech")]
-        return {"text": text_out, "units": units_out}
-
-    def audio(self, units: list[int]) -> np.ndarray | None:
-        if self.vocoder is None or not units:
-            return None
-        from koe.vocoder import units_to_audio
-
-        return units_to_audio(self.vocoder, [u for u in units if u < self.vocoder.num_units])
+    vocoder = UnitVocoder.load(cfg.vocoder)
+    if vocoder.num_units != lm.vocab.num_units:
+        raise KoeInputError(f"vocoder-mismatch: {cfg.vocoder} reads {vocoder.num_units} units, the model's unit "
+                            f"tokenizer makes {lm.vocab.num_units}")
+    return vocoder
 
 
 def run_generate(cfg: GenerateConfig) -> StageReport:
     prompts = _prompts(cfg)
     report = StageReport("generate", cfg.out_dir, items_in=len(prompts))
     save_config(cfg, cfg.out_dir)
-    generator = Generator(cfg)
+    lm = SpeechTextLM.load(cfg.model, cfg.device, cfg.dtype, unit_tokenizer=cfg.unit_tokenizer,
+                           require_unit_tokenizer=cfg.task in AUDIO_TASKS)
+    vocoder = _vocoder(cfg, lm)
     for i, prompt in enumerate(progress(prompts, desc="generate")):
-        torch.manual_seed(cfg.seed + i)
-        sample_dir = cfg.out_dir / f"sample_{i:03d}"
+        name = f"sample_{i:03d}"
+        sample_dir = cfg.out_dir / name
         sample_dir.mkdir(parents=True, exist_ok=True)
+        (sample_dir / "prompt.json").write_text(json.dumps({"task": cfg.task, "prompt": prompt, "seed": cfg.seed + i},
+                                                           ensure_ascii=False))
+        generator = torch.Generator(device=lm.device).manual_seed(cfg.seed + i)
         try:
-            result = generator.run(cfg.task, prompt)
-        except KoeInputError as e:
-            report.fail(f"sample_{i:03d}", str(e), prompt)
+            result = generate_one(lm, cfg, prompt, generator)
+        except (KoeInputError, ValueError) as e:  # a bad prompt or a vocabulary error fails this item only
+            report.fail(name, str(e), prompt if cfg.task in AUDIO_TASKS else None)
             continue
-        (sample_dir / "prompt.json").write_text(json.dumps({"task": cfg.task, "prompt": prompt}, ensure_ascii=False))
         if result["text"] is not None:
             (sample_dir / "text.txt").write_text(result["text"] + "\n")
         if result["units"] is not None:
             (sample_dir / "units.json").write_text(json.dumps(result["units"]))
-            audio = generator.audio(result["units"])
-            if audio is not None:
-                sf.write(sample_dir / "audio.wav", audio, generator.vocoder.mel.sample_rate_hz)
+            if vocoder is not None:
+                from koe.vocoder import units_to_audio
+
+                audio = units_to_audio(vocoder, np.asarray(result["units"]))
+                sf.write(sample_dir / "audio.wav", audio, vocoder.mel.sample_rate_hz)
         report.ok()
     return report.finish()

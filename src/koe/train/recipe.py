@@ -23,6 +23,7 @@ from transformers import AutoTokenizer
 
 from koe.config import save_config
 from koe.data.shards import load_data_meta, shard_paths
+from koe.data.speech_tokens import copy_speech_vocab
 from koe.data.vocab import SpeechVocab
 from koe.model.init import apply_lora, embedding_weights, init_model, save_model
 from koe.seed import seed_everything
@@ -151,6 +152,8 @@ def run_train(cfg: TrainConfig) -> StageReport:
         log.write(done, final_eval)
     if cfg.save_final:
         _save_final(accelerator, model, tokenizer, out_dir / "final")
+    if main:  # every model dir carries the unit tokenizer its ids were made with (koe.data.speech_tokens)
+        copy_speech_vocab(cfg.data_dir, [out_dir / "final", *sorted((out_dir / "checkpoints").glob("step-*"))])
     curve = log.close()
     report.items_in, report.items_out = total_steps, done
     report.extra.update({"steps": done, "stop_reason": stop_reason, "tokens_seen": tokens_seen,

@@ -3,6 +3,8 @@
     tok = UnitTokenizer.load("tok/hubert500", device="cuda")
     units, durations = tok.encode_audio(wav)        # int32 dedup units, int32 frames per unit
     pairs = tok.encode_batch([wav_a, wav_b])          # [(units, durations), ...]
+    ids, durations = tok.audio_to_ids(wav)            # the unit ids a model reads (BPE applied, if any)
+    units = tok.ids_to_units(ids)                     # and back: dedup units for a vocoder
     tok.frame_rate_hz, tok.num_units, tok.vocab_size, tok.content_hash
 
 Directory (written by `koe units fit`, read by `koe units encode`, `koe data build`, `koe bench build`,
@@ -290,10 +292,50 @@ class UnitTokenizer:
         return bpe_encode(self.bpe, units, durations)
 
     def undo_bpe(self, ids: np.ndarray) -> np.ndarray:
-        """Dedup units spelled by BPE ids (what `koe generate` hands the vocoder); the identity without BPE."""
+        """Dedup units spelled by BPE ids; the identity without BPE."""
         if self.bpe is None:
             return np.asarray(ids, np.int32)
         from koe.units.bpe import bpe_decode
 
         return bpe_decode(self.bpe, ids)
+
+    # ------------------------------------------------------------------ the unit-id contract (docs/units.md)
+    def units_to_ids(self, units: np.ndarray, durations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The unit ids a language model reads, and their frames, from a unit shard's dedup units: BPE applied when
+        the tokenizer has one. Every consumer (data build, the bench cache, eval, generate) goes through here, so a
+        model is always scored and prompted with the ids it was trained on. ValueError on a unit outside the
+        tokenizer's [0, num_units)."""
+        units = np.asarray(units)
+        if len(units) and (units.min() < 0 or units.max() >= self.num_units):
+            raise ValueError(f"unit {int(units.max()) if units.max() >= self.num_units else int(units.min())} "
+                             f"outside [0, {self.num_units}) of unit tokenizer {self.content_hash}")
+        return self.apply_bpe(units, durations)
+
+    def audio_to_ids(self, wav: np.ndarray, sample_rate_hz: int = TARGET_SAMPLE_RATE_HZ
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """`units_to_ids` of one waveform's dedup units."""
+        return self.units_to_ids(*self.encode_audio(wav, sample_rate_hz))
+
+    def ids_to_units(self, ids: np.ndarray) -> np.ndarray:
+        """The inverse of `units_to_ids`: BPE undone and, for a dedup tokenizer, repeats that meet across two
+        pieces (or that a model generated) merged, so the vocoder gets the dedup units it was trained on."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"unit id {int(ids.max()) if ids.max() >= self.vocab_size else int(ids.min())} "
+                             f"outside [0, {self.vocab_size}) of unit tokenizer {self.content_hash}")
+        units = self.undo_bpe(ids)
+        if self.spec.dedup and len(units):
+            units = units[np.concatenate([[True], units[1:] != units[:-1]])]
+        return np.asarray(units, np.int32)
+
+    def copy_to(self, directory: str | Path) -> Path:
+        """Write this tokenizer to `directory` with everything it needs (a classifier bundled in its source folder
+        too), so the copy loads alone and keeps the content hash; returns the directory."""
+        import shutil
+
+        d = self.save(directory)
+        source = self.spec.features.source
+        if source and self.root is not None and not Path(source).is_absolute() and (self.root / source).is_dir():
+            shutil.copytree(self.root / source, d / source, dirs_exist_ok=True)
+        return d
 
