@@ -212,8 +212,9 @@ def read_text_file(path: str | Path, kind: str = "bad-text") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise KoeInputError(f"not UTF-8: {path}: byte 0x{data[e.start]:02x} at offset {e.start} is not valid "
-                            "UTF-8 (re-save the file as UTF-8)") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        raise KoeInputError(f"not UTF-8: {path}:{line}: byte 0x{data[e.start]:02x} at offset {e.start} is not "
+                            "valid UTF-8 (re-save the file as UTF-8)") from None
 
 
 def iter_jsonl(path: str | Path, kind: str = "bad-jsonl") -> Iterator[tuple[str, dict[str, Any]]]:
