@@ -219,20 +219,29 @@ def read_text_file(path: str | Path, kind: str = "bad-text") -> str:
 
 def iter_jsonl(path: str | Path, kind: str = "bad-jsonl") -> Iterator[tuple[str, dict[str, Any]]]:
     """(`file:line`, object) for every non-empty line; KoeInputError("<kind>: file:line: ...") for a missing file,
-    a line that is not JSON or not an object, so every reader of koe's JSONL formats fails the same clear way."""
+    a line that is not UTF-8, not JSON or not an object, so every reader of koe's JSONL formats fails the same clear
+    way. Streams the file (manifests of millions of lines) and splits on \\n only, as JSON Lines does."""
     path = Path(path)
     if not path.exists():
         raise KoeInputError(f"{kind}: {path}: file not found")
-    for lineno, line in enumerate(read_text_file(path, kind).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise KoeInputError(f"{kind}: {path}:{lineno}: not JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise KoeInputError(f"{kind}: {path}:{lineno}: not a JSON object")
-        yield f"{path}:{lineno}", obj
+    with path.open("rb") as f:
+        offset = 0
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise KoeInputError(f"not UTF-8: {path}:{lineno}: byte 0x{raw[e.start]:02x} at offset "
+                                    f"{offset + e.start} is not valid UTF-8 (re-save the file as UTF-8)") from None
+            offset += len(raw)
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise KoeInputError(f"{kind}: {path}:{lineno}: not JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise KoeInputError(f"{kind}: {path}:{lineno}: not a JSON object")
+            yield f"{path}:{lineno}", obj
 
 
 def write_json(path: str | Path, obj: Any) -> None:
