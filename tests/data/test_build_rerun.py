@@ -12,6 +12,7 @@ from koe.cli import run_command
 from koe.corpus.manifest import write_manifest
 from koe.corpus.text import TextItem, write_text_items
 from koe.data.shards import load_data_meta
+from koe.data.words import read_text_vocab
 from koe.units.shards import UnitsMeta, write_unit_shard, write_units_meta
 
 
@@ -35,6 +36,7 @@ def test_rebuild_follows_every_input_and_a_skip_keeps_the_summary(tmp_path):
     assert run_command("data build", args) == 0
     summary = json.loads((out / "data_build_summary.json").read_text())
     assert summary["items_in"] == 10 + 40  # utterances and text items
+    assert set(read_text_vocab(out)) == set(VOCAB_WORDS)  # the training words eval's OOV share is measured against
 
     assert run_command("data build", args) == 0  # nothing changed: skipped, and the summary is the first run's
     assert json.loads((out / "data_build_summary.json").read_text()) == summary

@@ -43,6 +43,7 @@ from koe.data.shards import (
 )
 from koe.data.sources import load_text_tokenizer, read_text_corpus, text_split
 from koe.data.vocab import SpeechVocab, extend_tokenizer, unit_token, units_only_tokenizer
+from koe.data.words import training_text_words, write_text_vocab
 from koe.seed import rng_for
 from koe.stage import KoeInputError, StageReport, done_key, mark_done, progress, skip_if_done
 
@@ -95,6 +96,8 @@ def run_build(cfg: BuildConfig) -> StageReport:
     meta = DataMeta(vocab=vocab, splits=splits, seed=cfg.seed, unit_tokenizer_hash=units_meta.tokenizer_hash,
                     config=to_dict(cfg))
     write_data_meta(out, meta)
+    write_text_vocab(out, training_text_words(weights, (t.text for t in texts["train"]),  # for eval's OOV shares
+                                              (s.utt.text for s in speech if s.utt.split == "train" and s.utt.text)))
     plot_token_stats(lengths["train"], splits["train"].tokens_by_kind, out / "token_stats.png")
     report.extra.update(dict(sorted(counts.items())))
     if counts["interleaved_words"]:
