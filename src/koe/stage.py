@@ -199,6 +199,17 @@ def check_writable(out_dir: str | Path, min_free_bytes: int = MIN_FREE_BYTES) ->
                              f"choose another out_dir)")
 
 
+def low_disk_note(out_dir: str | Path, below_bytes: int = 4 * MIN_FREE_BYTES) -> str | None:
+    """A line for an error message when the disk holding `out_dir` is (nearly) full; None otherwise."""
+    try:
+        free = shutil.disk_usage(next(p for p in (Path(out_dir), *Path(out_dir).parents) if p.exists())).free
+    except (OSError, StopIteration):
+        return None
+    if free >= below_bytes:
+        return None
+    return f"the disk holding {out_dir} has only {free >> 20} MiB free: a full disk is the likely cause"
+
+
 def read_text_file(path: str | Path, kind: str = "bad-text") -> str:
     """A UTF-8 text file's contents; KoeInputError("<kind>: path: ...") for a missing file or bytes that are not
     UTF-8 (with the byte offset), so a transcript is never decoded silently into replacement characters."""

@@ -49,3 +49,17 @@ def test_the_koe_command_exits_2_on_a_config_file_error_without_a_traceback(tmp_
     bad.write_text("k: [1, 2\n")
     done = subprocess.run([sys.executable, "-m", "koe", "units", "fit", str(bad)], capture_output=True, text=True)
     assert done.returncode == 2 and "not valid YAML" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_library_write_error_on_a_full_disk_says_the_disk_is_full(monkeypatch, capsys, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    def torch_like(cfg):  # what torch.save prints when its stream writer hits a full disk: no path, no cause
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr("koe.units.stats.run_stats", torch_like)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("u", "total used free")(1 << 30, 1 << 30, 0))
+    assert cli.run_command("units stats", [str(tmp_path), f"out_dir={tmp_path / 'stats'}"]) == 1
+    err = capsys.readouterr().err
+    assert f"the disk holding {tmp_path / 'stats'} has only 0 MiB free" in err and "Traceback" not in err
