@@ -279,7 +279,8 @@ def input_stamp(path: str | Path) -> str:
         p for p in path.rglob("*") if p.is_file() and not any(p.match(b) for b in BOOKKEEPING))
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f.relative_to(path).as_posix().encode() + b"\0" if f != path else b"")
+        if f != path:  # a folder: the relative name too, so a renamed shard changes the stamp
+            digest.update(f.relative_to(path).as_posix().encode() + b"\0")
         with f.open("rb") as stream:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
