@@ -10,10 +10,11 @@ missing required options, and the config's own `validate()` checks (ranges, comb
 other options had type errors (those options keep their defaults for the check). Nested dataclasses are addressed
 with dots (`optim.lr=1e-3`).
 
-Why not a library (pydantic, OmegaConf structured configs, jsonargparse): each stops at its first error, or runs
-cross-field checks only after every type error is fixed, which is the rounds this module avoids; none parses the
-`key=value` overrides with YAML values while keeping string fields verbatim; and each would add a dependency for
-what is ~200 lines here.
+Why not a library (pydantic, OmegaConf structured configs, jsonargparse): OmegaConf and jsonargparse stop at the
+first bad value, and pydantic runs its model validators (the range and cross-field checks) only once every field
+parsed (pydantic 2.14: `a="x", b=0` reports the type error alone), which are the rounds this module avoids; none
+parses `key=value` overrides as YAML values while keeping string fields verbatim (`pattern={text}_{speaker}`); and
+each would be a dependency replacing ~280 lines with about as many lines of adapters.
 """
 
 from __future__ import annotations
