@@ -317,6 +317,7 @@ def skip_if_done(stage: str, out_dir: str | Path, key: str, force: bool, marker:
         if summary.exists():
             earlier = json.loads(summary.read_text())
             report.items_in, report.items_out = earlier.get("items_in", 0), earlier.get("items_out", 0)
+            report.wall_s = earlier.get("wall_s")
         failures = out / f"{name}_failures.jsonl"
         if failures.exists():
             report.failures = [Failure(**obj) for _, obj in iter_jsonl(failures)]
