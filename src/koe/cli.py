@@ -8,12 +8,19 @@ Each command is `(entry, config class, positional field, help)`; modules are imp
 so `koe --help` stays instant. Options are `key=value` (YAML values, dots for nested fields), also accepted as
 `--key=value` or `--key value`; a first argument ending in .yaml is a config file, and for commands with a
 positional field a bare first argument fills that field.
+
+Exit status: 0 done; 1 when items failed (listed in the stage's failures file), when an output could not be written
+(the path and the cause are printed) or on an unexpected error (a one-line message and a hint; the traceback only
+with KOE_DEBUG=1); 2 for a config problem (every one listed, a missing or invalid YAML file included) or an input
+that stops the stage before its work; 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 from dataclasses import dataclass
 
 
@@ -125,9 +132,49 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_command(name: str, args: list[str]) -> int:
-    """Resolve the config and run; returns the exit code (1 when any item failed, 2 on a config error)."""
-    from koe.config import ConfigError, load_config
-    from koe.stage import KoeInputError
+    """Resolve the config and run; returns the exit code (see the module docstring). No exception escapes: each
+    kind is printed as one clear message, so a recipe's next step and a user's shell both see a status."""
+    cfg = None
+    try:
+        cfg = _resolve(name, args)
+        result = _load(COMMANDS[name].entry)(cfg)
+        return result if isinstance(result, int) else getattr(result, "exit_code", 0)
+    except KeyboardInterrupt:
+        print(f"koe {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the policy's last line: every error gets a message and a status, never a bare trace
+        return _report_error(name, e, getattr(cfg, "out_dir", None))
+
+
+def _report_error(name: str, e: Exception, out_dir) -> int:
+    from koe.config import ConfigError
+    from koe.stage import KoeInputError, KoeOutputError, describe_os_error, low_disk_note
+
+    debug = os.environ.get("KOE_DEBUG", "") not in ("", "0")
+    if isinstance(e, (ConfigError, KoeInputError)):
+        print(f"koe {name}: error: {e}", file=sys.stderr)
+        return 2
+    if debug:
+        traceback.print_exception(e)
+    if isinstance(e, KoeOutputError):
+        print(f"koe {name}: error: {e}", file=sys.stderr)
+    elif isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"koe {name}: error: {where}{describe_os_error(e)}", file=sys.stderr)
+    else:
+        print(f"koe {name}: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
+        note = low_disk_note(out_dir) if out_dir else None
+        if note:  # libraries' own writers (torch, safetensors) report a full disk without the path or the cause
+            print(f"  {note}", file=sys.stderr)
+        if not debug:
+            print("  run again with KOE_DEBUG=1 for the traceback; if the inputs look right, please report it "
+                  "with that traceback", file=sys.stderr)
+    return 1
+
+
+def _resolve(name: str, args: list[str]):
+    """The command's config from its arguments (a YAML file first, a bare positional value, key=value options)."""
+    from koe.config import load_config
 
     command = COMMANDS[name]
     config_cls = _load(command.config)
@@ -136,10 +183,4 @@ def run_command(name: str, args: list[str]) -> int:
         yaml_path, args = args[0], args[1:]
     elif args and command.positional and "=" not in args[0] and not args[0].startswith("--"):
         args = [f"{command.positional}={args[0]}", *args[1:]]
-    try:
-        cfg = load_config(config_cls, yaml_path, _normalise(args))
-        result = _load(command.entry)(cfg)
-    except (ConfigError, KoeInputError) as e:
-        print(f"koe {name}: error: {e}", file=sys.stderr)
-        return 2
-    return result if isinstance(result, int) else getattr(result, "exit_code", 0)
+    return load_config(config_cls, yaml_path, _normalise(args))

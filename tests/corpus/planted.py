@@ -16,6 +16,9 @@ Layout (source=dir: sidecar .txt transcripts, speaker = folder):
   bad/text.wav          a text file named .wav                     -> unsupported format
   bad/long.wav          20 minutes (over the default max_duration_s=60)  -> too long
   bad/untranscribed.wav valid audio without a transcript           -> no transcript
+  bad/zero.wav          a 0-byte file (an interrupted copy)        -> empty
+  bad/latin1.wav        valid audio, its .txt in Latin-1           -> not UTF-8
+  bad/orphan.txt        a transcript with no audio file            -> no audio
 
 `speech` replaces the three good signals with real clips [(audio, sample_rate_hz, text)], e.g. espeak speech for an
 import -> align -> encode test; they are written at their own rate, the second one resampled to 8 kHz stereo.
@@ -81,10 +84,16 @@ def write_planted_corpus(
     for name in ("truncated", "empty", "nan", "text", "long"):
         (bad / f"{name}.txt").write_text(f"the {name} file\n")
     sf.write(bad / "untranscribed.wav", tone(0.5, 16000), 16000, subtype="PCM_16")
+    (bad / "zero.wav").write_bytes(b"")
+    (bad / "zero.txt").write_text("the zero byte file\n")
+    sf.write(bad / "latin1.wav", tone(0.5, 16000), 16000, subtype="PCM_16")
+    (bad / "latin1.txt").write_bytes("le caf\u00e9 est ferm\u00e9\n".encode("latin-1"))
+    (bad / "orphan.txt").write_text("a transcript whose recording is missing\n")
 
     return PlantedCorpus(
         root=root,
         good={"alice-tone": t0, "alice-stereo8k": t1, "bob-noise": t2},
         bad={"bad-truncated": "truncated", "bad-empty": "empty", "bad-nan": "non-finite",
-             "bad-text": "unsupported format", "bad-long": "too long", "bad-untranscribed": "no transcript"},
+             "bad-text": "unsupported format", "bad-long": "too long", "bad-untranscribed": "no transcript",
+             "bad-zero": "empty", "bad-latin1": "not UTF-8", "bad-orphan": "no audio"},
     )

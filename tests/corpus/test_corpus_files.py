@@ -49,7 +49,8 @@ def test_planted_corpus_imports_good_files_and_lists_each_bad_one(tmp_path):
     assert utts["bob-noise"].sample_rate_hz == 22050 and utts["bob-noise"].duration_s == pytest.approx(1.5)
 
     summary = json.loads((tmp_path / "out/corpus_import_summary.json").read_text())
-    assert (summary["items_in"], summary["items_out"], summary["num_failures"]) == (9, 3, 6)
+    assert (summary["items_in"], summary["items_out"], summary["num_failures"]) == (12, 3, 9)
+    assert "\ufffd" not in (tmp_path / "out/manifest.jsonl").read_text()  # nothing decoded with replacement chars
     assert summary["failure_reasons"]["truncated"] == 1
     failures = [json.loads(x) for x in (tmp_path / "out/corpus_import_failures.jsonl").read_text().splitlines()]
     assert {f["item"] for f in failures} == set(corpus.bad)

@@ -28,7 +28,7 @@ def test_import_align_encode_with_planted_bad_files(tmp_path):
     sf.write(tmp_path / "raw/alice/mismatch.wav", wrong, 16000)
     (tmp_path / "raw/alice/mismatch.txt").write_text("where is the red ball that my sister gave me\n")
 
-    # import: the six planted files fail with their reasons, the four good ones (incl. 8 kHz stereo) go through
+    # import: the nine planted files fail with their reasons, the four good ones (incl. 8 kHz stereo) go through
     out = tmp_path / "corpus"
     assert run_command("corpus import", ["dir", f"path={corpus.root}", f"out_dir={out}"]) == 1
     failed = _failures(out, "corpus_import")

@@ -34,5 +34,6 @@ def test_bad_values_are_reported_together():
     from koe.config import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        load_config(TrainConfig, None, ["max_seq_len=0", "optim.decay_fraction=2", "optim.frozen_text_steps=5"])
+        load_config(TrainConfig, None, ["data_dir=d", "max_seq_len=0", "optim.decay_fraction=2",
+                                        "optim.frozen_text_steps=5"])
     assert len(e.value.problems) == 3

@@ -37,8 +37,10 @@ def test_fit_is_reproducible_and_bpe_is_optional(tone_manifest, mfcc_tokenizer, 
     tok = UnitTokenizer.load(tmp_path / "again")
     np.testing.assert_array_equal(tok.centroids, UnitTokenizer.load(mfcc_tokenizer).centroids)
     assert tok.vocab_size == 12 and (tmp_path / "again" / "bpe.json").exists()
-    report = run_fit(cfg)  # done marker: nothing is redone
-    assert report.items_in == 0 and report.extra == {}
+    summary = (tmp_path / "again" / "units_fit_summary.json").read_text()
+    report = run_fit(cfg)  # done marker: nothing is redone, the earlier summary stays and its counts are reported
+    assert "skipped" in report.extra and report.items_out == json.loads(summary)["items_out"] > 0
+    assert (tmp_path / "again" / "units_fit_summary.json").read_text() == summary
 
 
 def test_fit_config_problems_are_listed_together():

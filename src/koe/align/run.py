@@ -26,7 +26,7 @@ from koe.align.pocketsphinx import AlignResult, Beams, PocketsphinxAligner, dict
 from koe.audio import load_audio, probe_audio
 from koe.config import save_config, to_dict
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
-from koe.stage import KoeInputError, StageReport, atomic_write_text, config_hash, progress
+from koe.stage import KoeInputError, StageReport, atomic_write_text, done_key, mark_done, progress, skip_if_done
 from koe.synth.espeak import normalize_text, normalize_word
 
 _aligner: PocketsphinxAligner | None = None  # one per worker process
@@ -36,17 +36,16 @@ def run_align(cfg: AlignConfig) -> StageReport:
     """Align (or import alignments for) every utterance of `cfg.manifest`; write the aligned ones to `cfg.out_path`."""
     out = cfg.out_path
     utts = read_manifest(cfg.manifest)
-    key = config_hash({"config": to_dict(cfg), "input": _stamp(cfg.manifest)})
-    marker = out.with_name(out.name + ".done")
-    if not cfg.force and out.exists() and marker.exists() and marker.read_text().strip() == key:
-        print(f"[align] {out} is up to date with this config and input (force=true to redo); see align_summary.json")
-        return StageReport("align", None, items_in=len(utts), items_out=len(read_manifest(out)))
+    key = done_key(to_dict(cfg), [cfg.manifest, cfg.alignments])
+    marker = out.name + ".done"
+    if (earlier := skip_if_done("align", out.parent, key, cfg.force, marker, outputs=[out])) is not None:
+        return earlier
     report = StageReport("align", out.parent, items_in=len(utts))
     align = align_manifest if cfg.method == "pocketsphinx" else import_manifest
     aligned = align(utts, cfg, report)
     write_manifest(out, [_rebase(u, cfg.manifest.parent, out.parent) for u in aligned])
     save_config(cfg, out.parent, "align_config.yaml")
-    atomic_write_text(marker, key + "\n")
+    mark_done(out.parent, key, marker)
     report.ok(len(aligned))
     report.extra = {"method": cfg.method, "output": str(out),
                     "coverage": round(len(aligned) / max(len(utts), 1), 4), **report.extra}
@@ -215,8 +214,3 @@ def _rebase(u: Utterance, src_dir: Path, dst_dir: Path) -> Utterance:
 
 def _write_lexicon(path: Path, lexicon: dict[str, list[str]]) -> None:
     atomic_write_text(path, "".join(f"{w} {' '.join(p)}\n" for w, p in sorted(lexicon.items())))
-
-
-def _stamp(path: Path) -> dict:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}

@@ -35,7 +35,16 @@ class AudioInfo:
 
 
 def probe_audio(path: str | Path) -> AudioInfo:
-    """Header facts without decoding; raises KoeInputError for unreadable or unsupported files."""
+    """Header facts without decoding; raises KoeInputError for missing, empty (0 bytes), unreadable or unsupported
+    files. A 0-byte file is `empty`, not `unsupported format`: libsndfile cannot tell its format, but the cause is
+    a file that was never written (an interrupted copy or download)."""
+    try:
+        if Path(path).stat().st_size == 0:
+            raise KoeInputError(f"empty: {path}: the file is 0 bytes")
+    except FileNotFoundError:
+        raise KoeInputError(f"unreadable: {path}: file not found") from None
+    except OSError as e:
+        raise KoeInputError(f"unreadable: {path}: {e.strerror or e}") from None
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format

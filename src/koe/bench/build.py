@@ -27,7 +27,7 @@ from koe.bench.items import BenchInfo, BenchItem, Side, write_items
 from koe.bench.registry import BenchSource, benchmark_sources
 from koe.bench.speak import speak
 from koe.config import save_config, to_dict
-from koe.stage import KoeInputError, StageReport, atomic_write_text, config_hash, is_done, mark_done, progress
+from koe.stage import KoeInputError, StageReport, atomic_write_text, done_key, is_done, mark_done, progress
 
 
 def run_bench_build(cfg: BenchBuildConfig) -> StageReport:
@@ -37,7 +37,9 @@ def run_bench_build(cfg: BenchBuildConfig) -> StageReport:
     built: dict[str, int] = {}
     for src in benchmark_sources(cfg):
         bench_dir = out_dir / src.name
-        key = config_hash({**to_dict(cfg), "benchmark": src.name, "unit_tokenizer": None, "model": None})
+        source_path = getattr(cfg, src.source, None)
+        key = done_key({**to_dict(cfg), "benchmark": src.name, "unit_tokenizer": None, "model": None},
+                       [source_path] if isinstance(source_path, Path) else [])
         if is_done(bench_dir, key) and not cfg.force:
             built[src.name] = (bench_dir / "items.jsonl").read_text().count("\n")
             report.items_in += built[src.name]
@@ -46,7 +48,6 @@ def run_bench_build(cfg: BenchBuildConfig) -> StageReport:
         try:
             entries = src.make()
         except (KoeInputError, ValueError, OSError) as e:
-            source_path = getattr(cfg, src.source, None)
             report.fail(src.name, f"source: {e}", path=source_path if isinstance(source_path, Path) else None)
             continue
         built[src.name] = _build_one(src, [e for e in entries if isinstance(e, Draft)],

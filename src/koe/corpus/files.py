@@ -8,8 +8,9 @@ any step is listed in `report` with its reason and the rest go on. The audio is 
 absolute path of the original file.
 
 - dir: every audio file under `path` (recursive); transcript from `name.txt`, else `name.lab` (one plain-text
-  transcript; an Audacity-style label file of `start end label` lines is not a transcript); speaker = the file's
-  folder relative to `path` ("unknown" at the top level).
+  transcript in UTF-8; an Audacity-style label file of `start end label` lines is not a transcript); speaker = the
+  file's folder relative to `path` ("unknown" at the top level). A transcript with no audio file beside it is
+  listed as a failure (`no audio`), not ignored; one that is not UTF-8 fails its utterance (`not UTF-8`).
 - pattern: the path relative to `path`, without suffix, must match `cfg.pattern`; `{text}` and `{speaker}` fill those
   fields (text via `text_map`), others go into meta; without `{text}` the sidecar transcript is read as in dir.
 - librispeech: `speaker/chapter/speaker-chapter.trans.txt` lines `ID TEXT`, audio `ID.flac` beside it; a subset
@@ -26,7 +27,7 @@ from typing import Any
 from koe.corpus.checks import check_audio_file
 from koe.corpus.config import PATTERN_FIELD, ImportConfig
 from koe.corpus.manifest import Utterance
-from koe.stage import KoeInputError, StageReport, progress
+from koe.stage import KoeInputError, StageReport, progress, read_text_file
 
 _TIMED_LABEL = re.compile(r"^\s*\d+(\.\d+)?\s+\d+(\.\d+)?\s+\S")
 
@@ -59,13 +60,31 @@ def import_files(cfg: ImportConfig, report: StageReport) -> list[Utterance]:
     root = Path(cfg.path)
     regex = compile_pattern(cfg.pattern) if cfg.source == "pattern" else None
     candidates = []
-    for path in list_audio_files(root, cfg.audio_extensions, cfg.glob):
+    audio = list_audio_files(root, cfg.audio_extensions, cfg.glob)
+    for path in audio:
         report.items_in += 1
         try:
             candidates.append(_file_candidate(path, root, regex, cfg))
         except KoeInputError as e:
             report.fail(_rel_id(path, root), str(e), path)
+    if regex is None or "text" not in regex.groupindex:  # transcripts come from sidecar files
+        for orphan in orphan_transcripts(root, audio, cfg.glob is not None):
+            report.items_in += 1
+            report.fail(_rel_id(orphan, root), f"no audio: {orphan}: no {orphan.stem}.* audio file beside this "
+                        f"transcript (audio_extensions={cfg.audio_extensions})", orphan)
     return probe_candidates(candidates, cfg, report)
+
+
+def orphan_transcripts(root: Path, audio: list[Path], globbed: bool) -> list[Path]:
+    """Sidecar transcripts (.txt, .lab) that no imported audio file claims: under `root` (recursively), or, when a
+    glob chose the audio, in the folders holding that audio. Listed so a missing recording is never silent."""
+    if root.is_file():
+        return []
+    claimed = {a.with_suffix("") for a in audio}
+    folders = sorted({a.parent for a in audio}) if globbed else [root]
+    found = {p for d in folders for suffix in (".txt", ".lab")
+             for p in (d.glob(f"*{suffix}") if globbed else d.rglob(f"*{suffix}"))}
+    return sorted(p for p in found if p.is_file() and p.with_suffix("") not in claimed)
 
 
 def _file_candidate(path: Path, root: Path, regex: re.Pattern | None, cfg: ImportConfig) -> Candidate:
@@ -93,7 +112,7 @@ def read_sidecar_text(audio: Path) -> str | None:
     for sidecar in (audio.with_suffix(".txt"), audio.with_suffix(".lab")):
         if not sidecar.is_file():
             continue
-        raw = sidecar.read_text(encoding="utf-8", errors="replace")
+        raw = read_text_file(sidecar, kind="bad-transcript")
         if sidecar.suffix == ".lab" and _TIMED_LABEL.match(raw):
             continue
         text = " ".join(raw.split())
@@ -120,8 +139,16 @@ def import_librispeech(cfg: ImportConfig, report: StageReport) -> list[Utterance
         raise KoeInputError(f"not found: {root}: no such folder")
     candidates: list[Candidate] = []
     transcribed: set[Path] = set()
+    unreadable: set[Path] = set()  # folders whose transcript file failed: their audio is not "untranscribed"
     for trans in sorted(root.rglob("*.trans.txt")):
-        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            lines = read_text_file(trans, kind="bad-transcript").splitlines()
+        except KoeInputError as e:
+            report.items_in += 1
+            report.fail(trans.name.removesuffix(".trans.txt"), str(e), trans)
+            unreadable.add(trans.parent)
+            continue
+        for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             report.items_in += 1
@@ -137,7 +164,7 @@ def import_librispeech(cfg: ImportConfig, report: StageReport) -> list[Utterance
                 continue
             candidates.append(_librispeech_candidate(utt_id, audio, " ".join(text.split())))
     for audio in list_audio_files(root, [".flac"], None):
-        if audio not in transcribed:
+        if audio not in transcribed and audio.parent not in unreadable:
             report.items_in += 1
             report.fail(audio.stem, f"no transcript: {audio}: its id is in no *.trans.txt beside it", audio)
     return probe_candidates(candidates, cfg, report)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from koe.stage import KoeInputError, atomic_write_text, iter_jsonl
+from koe.stage import KoeInputError, atomic_write_text, iter_jsonl, read_text_file
 
 
 @dataclasses.dataclass
@@ -44,9 +44,7 @@ def read_text_items(path: str | Path) -> list[TextItem]:
     path = Path(path)
     if path.suffix == ".jsonl":
         return [TextItem.from_dict(d, where) for where, d in iter_jsonl(path, kind="bad-text")]
-    if not path.exists():
-        raise KoeInputError(f"bad-text: {path}: text file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text_file(path, kind="bad-text").splitlines()
     return [TextItem(id=f"{path.stem}-{n:06d}", text=line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
 
 

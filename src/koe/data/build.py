@@ -43,8 +43,9 @@ from koe.data.shards import (
 from koe.data.sources import load_text_tokenizer, read_text_corpus, text_split
 from koe.data.speech_tokens import SpeechTokens, check_unit_tokenizer, write_speech_vocab
 from koe.data.vocab import SpeechVocab, extend_tokenizer, unit_token, units_only_tokenizer
+from koe.data.words import training_text_words, write_text_vocab
 from koe.seed import rng_for
-from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
+from koe.stage import KoeInputError, StageReport, done_key, mark_done, progress, skip_if_done
 
 SPLITS = ("train", "valid")
 KIND_IDS = {"text": TEXT_ONLY, "speech": SPEECH_ONLY, "interleaved": INTERLEAVED, "paired": PAIRED}
@@ -64,10 +65,9 @@ class SpeechUtt:
 def run_build(cfg: BuildConfig) -> StageReport:
     out = Path(cfg.out_dir)
     report = StageReport("data build", out)
-    key = config_hash({k: v for k, v in to_dict(cfg).items() if k != "force"})
-    if not cfg.force and is_done(out, key):
-        report.extra["skipped"] = f"{out} already holds this build (force=true rebuilds)"
-        return report.finish()
+    key = done_key({k: v for k, v in to_dict(cfg).items() if k != "force"}, build_inputs(cfg))
+    if (earlier := skip_if_done("data build", out, key, cfg.force, outputs=[out / "meta.json"])) is not None:
+        return earlier
     for split in SPLITS:
         for old in (out / split).glob("shard-*.npz"):
             old.unlink()  # a smaller rebuild must not leave stale shards behind
@@ -101,6 +101,8 @@ def run_build(cfg: BuildConfig) -> StageReport:
     meta = DataMeta(vocab=vocab, splits=splits, seed=cfg.seed, unit_tokenizer_hash=units_meta.tokenizer_hash,
                     config=to_dict(cfg))
     write_data_meta(out, meta)
+    write_text_vocab(out, training_text_words(weights, (t.text for t in texts["train"]),  # for eval's OOV shares
+                                              (s.utt.text for s in speech if s.utt.split == "train" and s.utt.text)))
     plot_token_stats(lengths["train"], splits["train"].tokens_by_kind, out / "token_stats.png")
     report.extra.update(dict(sorted(counts.items())))
     if counts["interleaved_words"]:
@@ -116,6 +118,15 @@ def run_build(cfg: BuildConfig) -> StageReport:
     report.extra["vocab"] = vocab.to_dict()
     mark_done(out, key)
     return report.finish()
+
+
+def build_inputs(cfg: BuildConfig) -> list[str]:
+    """The files a build reads, for its done key: unit shards and their meta, the manifest, and text corpora given
+    as paths, and a text tokenizer given as a local folder (tinyspeech:N is fixed by the config; hub ids and hf:
+    datasets are identified by their names only)."""
+    texts = [t for t in cfg.text if not t.startswith(("tinyspeech:", "hf:"))]
+    tokenizer = [cfg.text_tokenizer] if Path(cfg.text_tokenizer).is_dir() else []
+    return [p for p in (cfg.units_dir, cfg.manifest, *texts, *tokenizer) if p]
 
 
 def _unit_tokenizer(cfg: BuildConfig):

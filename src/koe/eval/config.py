@@ -44,6 +44,10 @@ class EvalConfig:
     device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu, cuda, cuda:1 ..."})
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={
         "help": "model dtype (auto = bfloat16 on CUDA, float32 on CPU)"})
+    oov_warn_share: float = field(default=0.1, metadata={
+        "help": "warn when more than this share of a benchmark's word types is absent from the training text"})
+    train_text_vocab: Path | None = field(default=None, metadata={
+        "help": "data dir (or text_vocab.json) of the training text; default: found from the model's train config"})
 
     def validate(self) -> list[str]:
         problems = []
@@ -59,6 +63,8 @@ class EvalConfig:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
         if self.batch_tokens < 0:
             problems.append(f"batch_tokens={self.batch_tokens} must be >= 0 (0 = by device)")
+        if not 0 <= self.oov_warn_share <= 1:
+            problems.append(f"oov_warn_share={self.oov_warn_share} must be in [0, 1]")
         if not 0 < self.confidence < 1:
             problems.append(f"confidence={self.confidence} must be in (0, 1)")
         return problems

@@ -72,6 +72,12 @@ def render_markdown(results: dict) -> str:
     if cat_rows:
         lines += ["## By category", ""]
         lines += _table(["benchmark", "condition", "category", "accuracy %", "groups"], cat_rows)
+    oov_rows = [[name, _pct(o.get("oov_type_share")), _pct(o.get("oov_token_share")), str(o.get("num_types", 0)),
+                 ("WARNING: " if o.get("warning") else "") + (o.get("reason") or ", ".join(o.get("examples", [])[:5]))]
+                for name, b in results["benchmarks"].items() if (o := b.get("oov"))]
+    if oov_rows:
+        lines += ["## Words unseen in the training text", ""]
+        lines += _table(["benchmark", "OOV types %", "OOV tokens %", "word types", "examples / reason"], oov_rows)
     if results.get("perplexity"):
         lines += ["## Perplexity (held-out shards)", ""]
         lines += _table(["modality", "perplexity", "tokens"],

@@ -14,6 +14,7 @@ stage summary beside them. Rules: docs/evaluation.md.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from koe.bench.items import ITEMS_FILE, BenchItem, read_info, read_items
 from koe.bench.tokens import tokenize_bench
 from koe.config import save_config, to_dict
 from koe.eval.config import EvalConfig
+from koe.eval.oov import oov_report, training_vocabulary
 from koe.eval.report import write_results
 from koe.eval.tasks import evaluate_items
 from koe.model.speech_text_lm import SpeechTextLM
@@ -49,6 +51,17 @@ def _limit(items: list[BenchItem], max_groups: int) -> list[BenchItem]:
     return [it for it in items if it.group in keep]
 
 
+def _oov(items: list[BenchItem], vocab, cfg: EvalConfig, name: str, report: StageReport) -> dict:
+    """The benchmark's share of words unseen in training, with a warning above cfg.oov_warn_share."""
+    oov = oov_report(items, vocab, cfg.oov_warn_share)
+    if oov.get("warning"):
+        print(f"[eval] WARNING: {name}: {100 * oov['oov_type_share']:.0f}% of its {oov['num_types']} word types "
+              f"never occur in the model's training text (e.g. {', '.join(oov['examples'][:5])}); its scores "
+              "test unseen words", file=sys.stderr)
+        report.extra.setdefault("oov_warnings", {})[name] = oov["oov_type_share"]
+    return oov
+
+
 @torch.no_grad()  # scoped: a global switch would leak into whatever runs next in the process (a recipe's training)
 def run_eval(cfg: EvalConfig) -> StageReport:
     out_dir = Path(cfg.out_dir)
@@ -60,6 +73,8 @@ def run_eval(cfg: EvalConfig) -> StageReport:
     unit_tok = lm.unit_tokenizer if want_speech else None
     results: dict = {"model": cfg.model, "speech_only": not lm.has_text, "vocab": lm.vocab.to_dict(),
                      "unit_tokenizer_hash": unit_tok.content_hash if unit_tok else None, "benchmarks": {}}
+    vocab = training_vocabulary(cfg.model, cfg.train_text_vocab)
+    results["training_text_vocab"] = {"sources": vocab.sources, "reason": vocab.reason}
     for bench_dir in benches:
         try:
             items = _limit(read_items(bench_dir), cfg.max_groups)
@@ -75,7 +90,8 @@ def run_eval(cfg: EvalConfig) -> StageReport:
         results["benchmarks"][info.name] = {"path": str(bench_dir), "source": info.source, "tasks": info.tasks,
                                             "voices": info.voices, "num_items": len(items),
                                             "num_groups": len({it.group for it in items}),
-                                            "num_failures": len(report.failures) - failed_before, **res}
+                                            "num_failures": len(report.failures) - failed_before, **res,
+                                            "oov": _oov(items, vocab, cfg, info.name, report)}
     if cfg.ppl_data is not None:
         from koe.eval.perplexity import modality_perplexity
 

@@ -28,7 +28,7 @@ from koe.config import save_config, to_dict
 from koe.corpus.manifest import SPLITS, Utterance, write_manifest
 from koe.corpus.text import TextItem, read_text_items
 from koe.seed import rng_for
-from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
+from koe.stage import KoeInputError, StageReport, done_key, mark_done, progress, skip_if_done
 from koe.synth.config import SynthConfig
 
 WAV_DIR = "wav"
@@ -59,10 +59,9 @@ def run_synth(cfg: SynthConfig) -> StageReport:
     """Synthesize every text item with `voices_per_item` voices; failed items are listed, never dropped."""
     out = Path(cfg.out_dir)
     report = StageReport("synth", out)
-    key = config_hash({k: v for k, v in to_dict(cfg).items() if k not in ("force", "num_workers")})
-    if not cfg.force and is_done(out, key):
-        report.extra["skipped"] = f"{out} already holds this synthesis (force=true redoes it)"
-        return report.finish()
+    key = done_key({k: v for k, v in to_dict(cfg).items() if k not in ("force", "num_workers")}, _input_files(cfg))
+    if (earlier := skip_if_done("synth", out, key, cfg.force, outputs=[out / MANIFEST])) is not None:
+        return earlier
     for old in (out / WAV_DIR).glob("*.wav"):
         old.unlink()  # a smaller rerun must not leave WAVs the manifest no longer names
     save_config(cfg, out)
@@ -90,6 +89,10 @@ def run_synth(cfg: SynthConfig) -> StageReport:
     })
     mark_done(out, key)
     return report.finish()
+
+
+def _input_files(cfg: SynthConfig) -> list[str]:
+    return [] if cfg.source == "tinyspeech" else [cfg.source]
 
 
 def load_items(cfg: SynthConfig) -> list[TextItem]:

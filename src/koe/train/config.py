@@ -30,7 +30,7 @@ class OptimConfig(SharedOptimConfig):
 class TrainConfig:
     """Continued pretraining of a causal LM on packed koe token shards (see docs/training.md)."""
 
-    data_dir: Path = field(default=Path("runs/data"), metadata={"help": "output of `koe data build`"})
+    data_dir: Path | None = field(default=None, metadata={"help": "output of `koe data build`", "required": True})
     out_dir: Path = field(default=Path("runs/train"), metadata={"help": "logs, checkpoints and final/ model"})
     train_split: str = field(default="train", metadata={"help": "split to train on"})
     valid_split: str | None = field(default="valid", metadata={"help": "split for eval loss (null = none)"})

@@ -28,7 +28,7 @@ from accelerate.utils import gather_object
 from koe.audio import TARGET_SAMPLE_RATE_HZ, load_audio, probe_audio
 from koe.config import save_config
 from koe.corpus.manifest import Utterance, read_manifest
-from koe.stage import Failure, KoeInputError, StageReport, config_hash, is_done, mark_done, progress
+from koe.stage import Failure, KoeInputError, StageReport, done_key, mark_done, progress, skip_if_done
 from koe.units.config import EncodeConfig
 from koe.units.features import default_batch_s
 from koe.units.shards import UnitRecord, UnitsMeta, shard_name, write_unit_shard, write_units_meta
@@ -188,10 +188,10 @@ def run_encode(cfg: EncodeConfig) -> StageReport:
     batch_s = cfg.batch_s or default_batch_s(device)
     tok = UnitTokenizer.load(cfg.tokenizer, device=device, batch_s=batch_s)
     output_settings = ("manifest", "tokenizer", "out_dir", "shard_size", "max_duration_s")
-    key = config_hash({**{k: str(getattr(cfg, k)) for k in output_settings}, "tokenizer_hash": tok.content_hash})
-    if not cfg.force and is_done(cfg.out_dir, key):
-        print(f"[{STAGE}] {cfg.out_dir} already holds this encode (force=true to redo)")
-        return report
+    key = done_key({**{k: str(getattr(cfg, k)) for k in output_settings}, "tokenizer_hash": tok.content_hash},
+                   inputs=[cfg.manifest])  # the manifest's contents: a changed corpus is re-encoded
+    if (earlier := skip_if_done(STAGE, cfg.out_dir, key, cfg.force)) is not None:
+        return earlier
     num_shards = max(1, -(-len(utts) // cfg.shard_size))
     parts = plan_parts(len(utts), cfg.shard_size, rank, world, cfg.num_workers)
     jobs = [PartJob({i: utts[i * cfg.shard_size : (i + 1) * cfg.shard_size] for i in part}, str(cfg.tokenizer),

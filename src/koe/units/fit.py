@@ -27,8 +27,8 @@ import numpy as np
 from koe.config import save_config, to_dict
 from koe.corpus.manifest import read_manifest
 from koe.seed import rng_for, seed_everything
-from koe.stage import KoeInputError, StageReport, config_hash, is_done, mark_done, progress
-from koe.units.config import FitConfig
+from koe.stage import KoeInputError, StageReport, done_key, mark_done, progress, skip_if_done
+from koe.units.config import FitConfig, parse_features
 from koe.units.encode import duration_groups, iter_loaded, split_loaded
 from koe.units.features import FeatureExtractor, build_extractor
 from koe.units.kmeans import assign_units, codebook_usage, fit_kmeans
@@ -41,10 +41,11 @@ def run_fit(cfg: FitConfig) -> StageReport:
     report = StageReport(STAGE, cfg.out_dir)
     ignored = ("device", "force") + (("segmentation", "syllables", "reduce_to") if cfg.segmentation == "none" else ())
     ignored += tuple(k for k, default in (("quantizer", "kmeans"), ("min_run_frames", 1)) if getattr(cfg, k) == default)
-    key = config_hash({k: v for k, v in to_dict(cfg).items() if k not in ignored})  # frame fits keep their keys
-    if not cfg.force and is_done(cfg.out_dir, key):
-        print(f"[{STAGE}] {cfg.out_dir} already holds this fit (force=true to refit)")
-        return report
+    _, feature_source, _ = parse_features(cfg.features)  # a local encoder/classifier dir is an input too
+    inputs = [cfg.manifest, *([feature_source] if feature_source and Path(feature_source).is_dir() else [])]
+    key = done_key({k: v for k, v in to_dict(cfg).items() if k not in ignored}, inputs)
+    if (earlier := skip_if_done(STAGE, cfg.out_dir, key, cfg.force)) is not None:
+        return earlier
     seed_everything(cfg.seed)
     utts = [u for u in read_manifest(cfg.manifest) if cfg.split is None or u.split == cfg.split]
     if not utts:

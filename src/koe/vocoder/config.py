@@ -14,8 +14,10 @@ class VocoderConfig:
     estimates phase from magnitudes alone. The saved folder is what `koe generate` loads as `vocoder=`.
     """
 
-    manifest: Path = dataclasses.field(default=Path("manifest.jsonl"), metadata={"help": "utterances with audio"})
-    units_dir: Path = dataclasses.field(default=Path("units"), metadata={"help": "unit shards of the same manifest"})
+    manifest: Path | None = dataclasses.field(
+        default=None, metadata={"help": "utterances with audio", "required": True})
+    units_dir: Path | None = dataclasses.field(
+        default=None, metadata={"help": "unit shards of the same manifest", "required": True})
     out_dir: Path = dataclasses.field(default=Path("vocoder"), metadata={"help": "where the vocoder folder goes"})
     hidden_size: int = dataclasses.field(default=256, metadata={"help": "channels of the convolution stack"})
     num_layers: int = dataclasses.field(default=4, metadata={"help": "residual convolution blocks"})
