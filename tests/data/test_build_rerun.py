@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 from test_build import FRAME_RATE, VOCAB_WORDS, K, _utterance
+from unit_tokenizers import make_unit_tokenizer
 
 from koe.cli import run_command
 from koe.corpus.manifest import write_manifest
@@ -21,7 +22,9 @@ def _write_corpus(root, num_utts: int, num_texts: int) -> None:
     pairs = [_utterance(i, rng, "train") for i in range(num_utts)]
     write_manifest(root / "manifest.jsonl", [u for u, _ in pairs])
     write_unit_shard(root / "units" / "shard-00000.npz", [r for _, r in pairs])
-    write_units_meta(root / "units", UnitsMeta(tokenizer_hash="feedbeef", tokenizer_dir="missing", num_units=K,
+    tok = make_unit_tokenizer(root / "tok", num_units=K)
+    write_units_meta(root / "units", UnitsMeta(tokenizer_hash=tok.content_hash, tokenizer_dir=str(root / "tok"),
+                                               num_units=K,
                                                frame_rate_hz=FRAME_RATE, manifest="manifest.jsonl", num_shards=1,
                                                num_utterances=num_utts))
     write_text_items(root / "text.jsonl", [TextItem(f"t{i}", " ".join(rng.choice(VOCAB_WORDS, size=8)))
