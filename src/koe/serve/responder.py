@@ -13,6 +13,7 @@ three answer shapes: text then speech (`think_then_speak`), text only, speech on
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
 import threading
 import time
@@ -90,6 +91,7 @@ class Responder(Protocol):
              cancel: threading.Event | None = None) -> Iterator[Event]: ...
 
 
+MIN_MEL_FRAMES = 4
 # answer spans per strategy; a modality marker opens a span whenever the modality changes (docs/sequences.md)
 _STRATEGY_SPANS = {
     "think_then_speak": ("text", "speech"),
@@ -216,11 +218,12 @@ class GenerateResponder:
         """Each chunk is vocoded on its own (Griffin-Lim has no state to carry), so chunks meet at audible seams."""
         from koe.vocoder import units_to_audio
 
-        units = [u for u in units if u < self.gen.vocoder.num_units]  # unit-BPE ids have no vocoder entry
+        vocoder = self.gen.vocoder
+        units = [u for u in units if u < vocoder.num_units]  # unit-BPE ids have no vocoder entry
         if not units:
             return
         kwargs = {"speaker": voice} if voice else {}
-        samples = units_to_audio(self.gen.vocoder, units, **kwargs)
+        samples = units_to_audio(vocoder, units, durations=_durations(vocoder, units), **kwargs)
         yield AudioChunk(np.asarray(samples, dtype=np.float32), self.sample_rate_hz)
 
     def _stream_tokens(self, prompt: list[int], modality: str, cancel) -> Iterator[int]:
@@ -249,6 +252,18 @@ class GenerateResponder:
             worker.join()
         if streamer.error is not None:
             raise streamer.error
+
+
+def _durations(vocoder, units: list[int]) -> np.ndarray:
+    """units_to_audio's default durations (mean training duration per unit), the last one stretched when the chunk
+    is shorter than MIN_MEL_FRAMES: the STFT inversion fails on fewer than 3 mel frames (a one-unit chunk)."""
+    means = np.asarray(getattr(vocoder, "mean_duration_frames", None) or [1.0] * vocoder.num_units)
+    durations = np.maximum(1, np.rint(means[units])).astype(np.int64)
+    per_unit_frame = vocoder.mel.frame_rate_hz / vocoder.unit_frame_rate_hz
+    missing = math.ceil(MIN_MEL_FRAMES / per_unit_frame) - int(durations.sum())
+    if missing > 0:
+        durations[-1] += missing
+    return durations
 
 
 class _TokenQueue(BaseStreamer):
