@@ -122,9 +122,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model, vocoder = (args.model, args.vocoder) if args.model else save_random_model(Path(tmp))
-        proc, url = start_server(model, vocoder, [f"queue_size={args.queue_size}", "device=cpu",
-                                                  f"max_new_tokens={args.max_new_tokens}", f"chunk_units={args.chunk_units}",
-                                                  "temperature=1.0"])
+        options = [f"queue_size={args.queue_size}", f"max_new_tokens={args.max_new_tokens}",
+                   f"chunk_units={args.chunk_units}", "temperature=1.0", "device=cpu"]
+        proc, url = start_server(model, vocoder, options)
         try:
             wall = time.perf_counter()
             results = asyncio.run(burst(url, args.clients, args.strategy, args.time_limit))
@@ -137,7 +137,8 @@ def main() -> None:
     done = [r for r in results if r["outcome"] == "done"]
     summary = {
         "clients": args.clients, "queue_size": args.queue_size, "max_new_tokens": args.max_new_tokens,
-        "chunk_units": args.chunk_units, "strategy": args.strategy, "burst_wall_s": round(wall, 2), "outcomes": outcomes,
+        "chunk_units": args.chunk_units, "strategy": args.strategy, "burst_wall_s": round(wall, 2),
+        "outcomes": outcomes,
         "first_text_s": percentiles([r["first_text_s"] for r in done if "first_text_s" in r]),
         "first_audio_s": percentiles([r["first_audio_s"] for r in done if "first_audio_s" in r]),
         "total_s": percentiles([r["total_s"] for r in done]),
