@@ -71,6 +71,7 @@ def run_serve(cfg: ServeConfig) -> int:
     if not responder.strategies:
         raise KoeInputError(f"{model}: this model can answer in neither text nor speech here (a units-only model "
                             "needs vocoder=)")
+    responder.warm_up()
     app = build_app(responder, cfg, model_name=model.name if model.name != "final" else model.parent.name)
     sock = bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
