@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,30 @@ def test_only_loopback_is_the_default():
     assert ServeConfig().host == "127.0.0.1"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")
+
+
+def test_no_model_means_the_tiny_recipes_model_when_it_exists(tmp_path, monkeypatch, assets):
+    import shutil
+
+    from koe.serve.run import resolve_paths
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(assets["model"], "runs/tiny/interleaved/final")
+    assert resolve_paths(ServeConfig()) == (Path("runs/tiny/interleaved/final"), None, None)
+    shutil.copytree(assets["vocoder"], "runs/tiny/vocoder")
+    shutil.copytree(assets["unit_tokenizer"], "runs/tiny/tokenizer")
+    assert resolve_paths(ServeConfig()) == (Path("runs/tiny/interleaved/final"), Path("runs/tiny/vocoder"),
+                                            Path("runs/tiny/tokenizer"))
+    shutil.copytree(assets["unit_tokenizer"], "runs/tiny/interleaved/final/unit_tokenizer")
+    model, _, tokenizer = resolve_paths(ServeConfig(model=Path("runs/tiny/interleaved/final")))
+    assert tokenizer == model / "unit_tokenizer"  # a unit tokenizer copied into the model dir is found
+    with pytest.raises(KoeInputError, match="not a vocoder dir"):
+        resolve_paths(ServeConfig(model=model, vocoder=Path("runs/tiny/tokenizer")))
+
+
+def test_vocoder_speakers_become_the_voice_list(assets):
+    from koe.generate.run import Generator
+
+    gen = Generator(GenerateConfig(model=assets["model"], vocoder=assets["vocoder"], device="cpu"))
+    gen.vocoder.speakers = ["amy", "bob"]  # what a multi-speaker vocoder exposes
+    assert GenerateResponder(gen, ServeConfig()).voices == ["amy", "bob"]
