@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -87,10 +88,48 @@ def test_cancel_stops_the_answer_without_a_turn(speaking):
 
 
 def test_turn_queue_admits_queue_size_waiters_then_says_busy():
-    queue = TurnQueue(queue_size=2)
-    assert queue.try_enter() == 0
-    assert queue.try_enter() == 1
-    assert queue.try_enter() is None
+    async def scenario() -> list:
+        queue, log, release = TurnQueue(queue_size=2), [], asyncio.Event()
+
+        async def notify(n):
+            log.append(f"queued {n}")
+
+        async def turn(name: str):
+            ahead = queue.try_enter()
+            if ahead is None:
+                log.append(f"{name} busy")
+                return
+            async with queue.slot(ahead, notify):
+                log.append(f"{name} runs")
+                await release.wait()
+
+        turns = [asyncio.ensure_future(turn(name)) for name in "abcd"]
+        await asyncio.sleep(0.01)  # a holds the model, b and c wait, d was turned away
+        release.set()
+        await asyncio.gather(*turns)
+        assert queue.waiting == 0 and not queue.lock.locked()
+        return log
+
+    async def leaving() -> int:
+        queue, hold = TurnQueue(queue_size=1), asyncio.Event()
+
+        async def turn():
+            async with queue.slot(queue.try_enter(), lambda n: asyncio.sleep(0)):
+                await hold.wait()
+
+        a, b = asyncio.ensure_future(turn()), asyncio.ensure_future(turn())
+        await asyncio.sleep(0.01)
+        b.cancel()  # the page of the waiting turn went away
+        await asyncio.sleep(0.01)
+        waiting = queue.waiting
+        hold.set()
+        await a
+        return waiting
+
+    assert asyncio.run(leaving()) == 0
+    log = asyncio.run(scenario())
+    assert "d busy" in log and log.count("queued 1") == 1 and log.count("queued 2") == 1
+    assert [e for e in log if e.endswith("runs")] == ["a runs", "b runs", "c runs"]
 
 
 def test_input_checks_name_the_problem(assets):

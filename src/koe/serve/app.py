@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import io
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 
 import soundfile as sf
@@ -53,12 +55,26 @@ class TurnQueue:
         self.waiting = 0
 
     def try_enter(self) -> int | None:
-        """Turns ahead of this one, or None when the queue is full."""
+        """Takes a waiting place: returns the turns ahead of this one, or None when the queue is full."""
         ahead = self.waiting + (1 if self.lock.locked() else 0)
         if self.waiting >= self.queue_size:
             return None
         self.waiting += 1
         return ahead
+
+    @contextlib.asynccontextmanager
+    async def slot(self, ahead: int, notify: Callable[[int], Awaitable[None]]) -> AsyncIterator[None]:
+        """Holds the model for one turn; the waiting place goes back however the wait ends (a page may leave)."""
+        try:
+            if ahead:
+                await notify(ahead)
+            await self.lock.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.lock.release()
 
 
 def build_app(responder: Responder, cfg: ServeConfig, model_name: str) -> Starlette:
@@ -130,17 +146,9 @@ class _Session:
             await self.error("busy", f"The model is busy with other turns ({self.queue.queue_size} waiting); "
                                      "try again in a moment.")
             return
-        try:
-            if ahead:
-                await self.ws.send_json({"type": "queued", "ahead": ahead})
-            async with self.queue.lock:
-                self.queue.waiting -= 1
-                ahead = None
-                await self.ws.send_json({"type": "started", "queue_wait_s": time.perf_counter() - received})
-                await self.stream(user, message, received)
-        finally:
-            if ahead is not None:  # left while still waiting (the page went away)
-                self.queue.waiting -= 1
+        async with self.queue.slot(ahead, lambda n: self.ws.send_json({"type": "queued", "ahead": n})):
+            await self.ws.send_json({"type": "started", "queue_wait_s": time.perf_counter() - received})
+            await self.stream(user, message, received)
 
     def parse_input(self, message: dict) -> UserInput:
         if message.get("audio_b64"):
