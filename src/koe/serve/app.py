@@ -43,7 +43,7 @@ from koe.serve.responder import AudioChunk, LatencyMark, Responder, TextDelta, T
 from koe.stage import KoeInputError
 
 log = logging.getLogger("koe.serve")
-_END = object()
+_END, _UNREADABLE = object(), object()
 
 
 class TurnQueue:
@@ -95,15 +95,11 @@ def build_app(responder: Responder, cfg: ServeConfig, model_name: str) -> Starle
 
     async def ws_endpoint(ws: WebSocket) -> None:
         await ws.accept()
-        session = _Session(ws, responder, cfg, queue)
-        try:
-            await session.serve()
-        except WebSocketDisconnect:
-            pass
-        finally:
-            session.cancel.set()
+        await _Session(ws, responder, cfg, queue).serve()
 
-    return Starlette(routes=[Route("/", index), Route("/api/info", api_info), WebSocketRoute("/ws", ws_endpoint)])
+    app = Starlette(routes=[Route("/", index), Route("/api/info", api_info), WebSocketRoute("/ws", ws_endpoint)])
+    app.state.queue = queue
+    return app
 
 
 class _Session:
@@ -112,24 +108,57 @@ class _Session:
     def __init__(self, ws: WebSocket, responder: Responder, cfg: ServeConfig, queue: TurnQueue):
         self.ws, self.responder, self.cfg, self.queue = ws, responder, cfg, queue
         self.history: list[Turn] = []
-        self.cancel = threading.Event()
+        self.cancel = threading.Event()  # read by the model's thread
+        self.gone = asyncio.Event()
         self.turns = 0
 
     async def serve(self) -> None:
-        while True:
-            try:
-                message = await self.ws.receive_json()
-            except (ValueError, KeyError):  # not JSON, or a binary frame
-                await self.error("input", "the page sent a message the server cannot read")
-                continue
-            kind = message.get("type") if isinstance(message, dict) else None
-            if kind == "reset":
-                self.history = []
-                await self.ws.send_json({"type": "reset_done"})
-            elif kind == "turn":
-                await self.turn(message)
-            else:
-                await self.error("input", f"unknown message type {kind!r}")
+        """Handles messages in order while a reader task watches the socket, so a page that leaves mid-turn or while
+        queued stops its turn at once instead of holding the model for nobody."""
+        inbox: asyncio.Queue = asyncio.Queue()
+        reader = asyncio.create_task(self.read(inbox))
+        try:
+            while (message := await inbox.get()) is not None:
+                if message is _UNREADABLE:
+                    await self.error("input", "the page sent a message the server cannot read")
+                    continue
+                handler = asyncio.create_task(self.handle(message))
+                gone = asyncio.create_task(self.gone.wait())
+                await asyncio.wait({handler, gone}, return_when=asyncio.FIRST_COMPLETED)
+                gone.cancel()
+                if not handler.done():
+                    handler.cancel()
+                outcome = (await asyncio.gather(handler, return_exceptions=True))[0]
+                if isinstance(outcome, Exception) and not self.gone.is_set():
+                    log.error("message failed", exc_info=outcome)
+                    await self.error("internal", f"the server failed on this message ({type(outcome).__name__}); "
+                                                 "its log has details")
+        finally:
+            reader.cancel()
+
+    async def read(self, inbox: asyncio.Queue) -> None:
+        try:
+            while True:
+                try:
+                    inbox.put_nowait(await self.ws.receive_json())
+                except (ValueError, KeyError):  # not JSON, or a binary frame
+                    inbox.put_nowait(_UNREADABLE)
+        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after the close
+            pass
+        finally:
+            self.cancel.set()
+            self.gone.set()
+            inbox.put_nowait(None)
+
+    async def handle(self, message) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "reset":
+            self.history = []
+            await self.ws.send_json({"type": "reset_done"})
+        elif kind == "turn":
+            await self.turn(message)
+        else:
+            await self.error("input", f"unknown message type {kind!r}")
 
     async def error(self, kind: str, message: str) -> None:
         await self.ws.send_json({"type": "error", "kind": kind, "message": message})
