@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--queue-size", type=int, default=20, help="the server's queue_size")
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--chunk-units", type=int, default=6, help="the server's chunk_units")
+    ap.add_argument("--device", default="cpu", help="the server's device (cpu, cuda)")
     ap.add_argument("--strategy", default="think_then_speak")
     ap.add_argument("--time-limit", type=float, default=300.0, help="seconds each client waits at most")
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -123,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, vocoder = (args.model, args.vocoder) if args.model else save_random_model(Path(tmp))
         options = [f"queue_size={args.queue_size}", f"max_new_tokens={args.max_new_tokens}",
-                   f"chunk_units={args.chunk_units}", "temperature=1.0", "device=cpu"]
+                   f"chunk_units={args.chunk_units}", "temperature=1.0", f"device={args.device}"]
         proc, url = start_server(model, vocoder, options)
         try:
             wall = time.perf_counter()
@@ -137,8 +138,8 @@ def main() -> None:
     done = [r for r in results if r["outcome"] == "done"]
     summary = {
         "clients": args.clients, "queue_size": args.queue_size, "max_new_tokens": args.max_new_tokens,
-        "chunk_units": args.chunk_units, "strategy": args.strategy, "burst_wall_s": round(wall, 2),
-        "outcomes": outcomes,
+        "chunk_units": args.chunk_units, "device": args.device, "strategy": args.strategy,
+        "burst_wall_s": round(wall, 2), "outcomes": outcomes,
         "first_text_s": percentiles([r["first_text_s"] for r in done if "first_text_s" in r]),
         "first_audio_s": percentiles([r["first_audio_s"] for r in done if "first_audio_s" in r]),
         "total_s": percentiles([r["total_s"] for r in done]),
