@@ -131,7 +131,7 @@ class GenerateResponder:
 
     def warm_up(self) -> None:
         """One throw-away token and vocoder call: the first call of each pays for lazy imports and kernel set-up
-        (16 s of a 17 s first turn on a loaded 2-core machine, 0.3-0.6 s for the turns after it)."""
+        (without it a fresh server's first turn took 16.5 s on a loaded 2-core machine, later turns 0.1-0.6 s)."""
         modality = "text" if self.accepts_text else "speech"
         marker = self.gen.vocab.text_marker_id if self.accepts_text else self.gen.vocab.speech_marker_id
         tokens = self._stream_tokens([marker], modality, None)
