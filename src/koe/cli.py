@@ -61,6 +61,8 @@ COMMANDS: dict[str, Command] = {
                     "Zero-shot evaluation of a model on koe benchmarks.", "model"),
     "generate": Command("koe.generate.run:run_generate", "koe.generate.config:GenerateConfig",
                         "Generate text and speech from a trained model.", "model"),
+    "serve": Command("koe.serve.run:run_serve", "koe.serve.config:ServeConfig",
+                     "A local web page to talk to a model; answers stream as text and speech.", "model"),
     "vocoder train": Command("koe.vocoder.train:run_vocoder_train", "koe.vocoder.config:VocoderConfig",
                              "Train the baseline units-to-mel vocoder (Griffin-Lim)."),
     "ssl pretrain": Command("koe.ssl.pretrain:run_pretrain", "koe.ssl.config:PretrainConfig",
