@@ -44,7 +44,7 @@ def test_think_then_speak_streams_text_before_audio_and_records_the_turn(speakin
     chunks = [e for e in events if isinstance(e, AudioChunk)]
     assert len(chunks) >= 2 and all(c.sample_rate_hz == 16000 and c.samples.dtype == np.float32 for c in chunks)
     assert turn.audio_s == pytest.approx(sum(len(c.samples) for c in chunks) / 16000)
-    vocab = speaking.gen.vocab
+    vocab = speaking.lm.vocab
     assert turn.ids[0] == vocab.text_marker_id and vocab.speech_marker_id in turn.ids  # docs/sequences.md spans
     after = turn.ids[turn.ids.index(vocab.speech_marker_id) + 1:]
     assert after and all(vocab.is_unit(i) for i in after)
@@ -55,7 +55,7 @@ def test_spoken_input_opens_a_text_span_and_history_is_the_context(speaking, ass
     audio = decode_audio(assets["question"].read_bytes(), "question.wav", max_audio_s=5)
     assert sr == 22050 and abs(len(audio) / 16000 - len(wav) / sr) < 0.01
     first = list(speaking.turn([], UserInput(audio=audio), "text", None))[-1].turn
-    vocab = speaking.gen.vocab
+    vocab = speaking.lm.vocab
     assert first.ids[0] == vocab.speech_marker_id and vocab.text_marker_id in first.ids
     assert first.user == "(speech, 1.5 s)"
     assert speaking._context([first], [1, 2]) == first.ids
@@ -188,9 +188,10 @@ def test_no_model_means_the_tiny_recipes_model_when_it_exists(tmp_path, monkeypa
         resolve_paths(ServeConfig(model=model, vocoder=Path("runs/tiny/tokenizer")))
 
 
-def test_vocoder_speakers_become_the_voice_list(assets):
-    from koe.generate.run import Generator
-
-    gen = Generator(GenerateConfig(model=assets["model"], vocoder=assets["vocoder"], device="cpu"))
-    gen.vocoder.speakers = ["amy", "bob"]  # what a multi-speaker vocoder exposes
-    assert GenerateResponder(gen, ServeConfig()).voices == ["amy", "bob"]
+def test_vocoder_speakers_become_the_voice_list(speaking):
+    speaking.vocoder.speakers = ["amy", "bob"]  # what a multi-speaker vocoder exposes
+    try:
+        assert GenerateResponder(speaking.lm, speaking.vocoder, speaking.sampling, ServeConfig()).voices == ["amy",
+                                                                                                            "bob"]
+    finally:
+        del speaking.vocoder.speakers

@@ -63,7 +63,8 @@ def generate_one(lm: SpeechTextLM, cfg: GenerateConfig, prompt: str, generator: 
     return {"text": text, "units": units}
 
 
-def _vocoder(cfg: GenerateConfig, lm: SpeechTextLM):
+def load_vocoder(cfg: GenerateConfig, lm: SpeechTextLM):
+    """The vocoder of cfg.vocoder (None when not given); refused when it reads another unit count than the model."""
     if cfg.vocoder is None:
         return None
     from koe.vocoder import UnitVocoder
@@ -81,7 +82,7 @@ def run_generate(cfg: GenerateConfig) -> StageReport:
     save_config(cfg, cfg.out_dir)
     lm = SpeechTextLM.load(cfg.model, cfg.device, cfg.dtype, unit_tokenizer=cfg.unit_tokenizer,
                            require_unit_tokenizer=cfg.task in AUDIO_TASKS)
-    vocoder = _vocoder(cfg, lm)
+    vocoder = load_vocoder(cfg, lm)
     for i, prompt in enumerate(progress(prompts, desc="generate")):
         name = f"sample_{i:03d}"
         sample_dir = cfg.out_dir / name

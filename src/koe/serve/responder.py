@@ -4,10 +4,10 @@
     for event in responder.turn(history, UserInput(text="what does the dog see ?"), "think_then_speak", None):
         ...   # TextDelta, AudioChunk, LatencyMark, then one TurnDone carrying the turn for the history
 
-The web server only sees this protocol, so pointing the demo at another loaded-model class (koe.model's
-SpeechTextLM) or at the dialogue answer strategies means changing `GenerateResponder` here and nothing else.
-Today it runs on koe.generate's `Generator` (model, vocabulary, modality masks, unit tokenizer, vocoder) and its
-three answer shapes: text then speech (`think_then_speak`), text only, speech only.
+The web server only sees this protocol, so pointing the demo at the dialogue answer strategies means changing
+`GenerateResponder` here and nothing else. It runs on koe's one loaded-model class (koe.model.SpeechTextLM: the
+vocabulary, modality masks and unit tokenizer) plus a vocoder, with three answer shapes: text then speech
+(`think_then_speak`), text only, speech only.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
-import torch
-from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
 from koe.generate.config import GenerateConfig
-from koe.generate.decoding import AllowedTokens
-from koe.generate.run import Generator
+from koe.generate.run import load_vocoder
+from koe.model.speech_text_lm import Sampling, SpeechTextLM
 from koe.serve.config import ServeConfig
 from koe.stage import KoeInputError
 
@@ -106,40 +103,40 @@ _STRATEGY_HELP = {
 
 
 class GenerateResponder:
-    """koe.generate's loaded model behind the Responder protocol, with token-by-token streaming."""
+    """koe's loaded model (koe.model.SpeechTextLM) and vocoder behind the Responder protocol, streamed token by
+    token."""
 
-    def __init__(self, generator: Generator, cfg: ServeConfig):
-        self.gen = generator
-        self.cfg = cfg
-        self.accepts_text = "text" in generator.masks
-        self.accepts_audio = generator.unit_tokenizer is not None
-        can_speak = generator.vocoder is not None
+    def __init__(self, lm: SpeechTextLM, vocoder, sampling: Sampling, cfg: ServeConfig):
+        self.lm, self.vocoder, self.sampling, self.cfg = lm, vocoder, sampling, cfg
+        self.accepts_text = lm.has_text
+        self.accepts_audio = lm.unit_tokenizer is not None
+        can_speak = vocoder is not None
         self.strategies = {name: _STRATEGY_HELP[name] for name, spans in _STRATEGY_SPANS.items()
-                           if all(m in generator.masks for m in spans) and (can_speak or "speech" not in spans)}
+                           if all(m in lm.span_masks for m in spans) and (can_speak or "speech" not in spans)}
         # a vocoder with speakers lists them here; the baseline UnitVocoder has none
-        self.voices = [str(s) for s in (getattr(generator.vocoder, "speakers", None) or [])]
-        self.sample_rate_hz = generator.vocoder.mel.sample_rate_hz if can_speak else 16_000
-        positions = getattr(generator.model.config, "max_position_embeddings", None) or 1 << 30
-        self.max_context = min(cfg.max_history_tokens, positions - cfg.max_new_tokens * 2)
+        self.voices = [str(s) for s in (getattr(vocoder, "speakers", None) or [])]
+        self.sample_rate_hz = vocoder.mel.sample_rate_hz if can_speak else 16_000
+        self.max_context = min(cfg.max_history_tokens, lm.max_length - cfg.max_new_tokens * 2)
         if self.max_context <= 0:
-            raise KoeInputError(f"max_position_embeddings={positions} leaves no room for a prompt with "
+            raise KoeInputError(f"the model's max_length={lm.max_length} leaves no room for a prompt with "
                                 f"max_new_tokens={cfg.max_new_tokens}")
 
     @classmethod
     def load(cls, gen_cfg: GenerateConfig, cfg: ServeConfig) -> GenerateResponder:
-        return cls(Generator(gen_cfg), cfg)
+        lm = SpeechTextLM.load(gen_cfg.model, gen_cfg.device, gen_cfg.dtype, unit_tokenizer=gen_cfg.unit_tokenizer)
+        sampling = Sampling(gen_cfg.temperature, gen_cfg.top_k, gen_cfg.top_p)
+        return cls(lm, load_vocoder(gen_cfg, lm), sampling, cfg)
 
     def warm_up(self) -> None:
         """One throw-away token and vocoder call: the first call of each pays for lazy imports and kernel set-up
         (without it a fresh server's first turn took 16.5 s on a loaded 2-core machine, later turns 0.1-0.6 s)."""
         modality = "text" if self.accepts_text else "speech"
-        marker = self.gen.vocab.text_marker_id if self.accepts_text else self.gen.vocab.speech_marker_id
-        tokens = self._stream_tokens([marker], modality, None)
+        tokens = self._stream_tokens([self.lm.marker(modality)], modality, None)
         try:
             next(tokens, None)
         finally:
             tokens.close()
-        if self.gen.vocoder is not None:
+        if self.vocoder is not None:
             list(self._vocode([0], None))
 
     def turn(self, history: list[Turn], user: UserInput, strategy: str, voice: str | None,
@@ -155,8 +152,7 @@ class GenerateResponder:
         ids, text, n_samples = list(user_ids), "", 0
         for span in _STRATEGY_SPANS[strategy]:
             if span != modality:
-                marker = self.gen.vocab.text_marker_id if span == "text" else self.gen.vocab.speech_marker_id
-                ids.append(marker)
+                ids.append(self.lm.marker(span))
             modality = span
             new: list[int] = []
             if span == "text":
@@ -177,22 +173,20 @@ class GenerateResponder:
         yield TurnDone(Turn(user_label, text.strip(), n_samples / self.sample_rate_hz, ids))
 
     def _user_span(self, user: UserInput) -> tuple[list[int], str, str]:
-        v = self.gen.vocab
         if user.audio is not None:
             if not self.accepts_audio:
                 raise KoeInputError("spoken input needs a unit tokenizer: start `koe serve` with unit_tokenizer=")
-            units, _ = self.gen.unit_tokenizer.encode_audio(user.audio)
-            if len(units) == 0:
+            ids = self.lm.audio_ids(user.audio)
+            if not ids:
                 raise KoeInputError("empty: the recording gave no speech units")
             seconds = len(user.audio) / 16_000
-            return [v.speech_marker_id, *(v.unit_token_id(int(u)) for u in units)], f"(speech, {seconds:.1f} s)", \
-                "speech"
+            return [self.lm.marker("speech"), *ids], f"(speech, {seconds:.1f} s)", "speech"
         if not self.accepts_text:
             raise KoeInputError("typed input: this model has a units-only vocabulary; upload or record speech")
-        ids = self.gen.text_ids(user.text or "")
+        ids = self.lm.text_ids(user.text or "")
         if not ids:
             raise KoeInputError("empty: the text has no tokens")
-        return [v.text_marker_id, *ids], user.text or "", "text"
+        return [self.lm.marker("text"), *ids], user.text or "", "text"
 
     def _context(self, history: list[Turn], user_ids: list[int]) -> list[int]:
         """The newest whole turns that fit in max_context together with this turn's input."""
@@ -212,7 +206,7 @@ class GenerateResponder:
         shown = ""
         for token in self._stream_tokens(prompt, "text", cancel):
             new.append(token)
-            text = self.gen.tokenizer.decode(new, skip_special_tokens=True)
+            text = self.lm.decode_text(new)
             if len(text) > len(shown) and not text.endswith("\ufffd"):
                 yield text[len(shown):]
                 shown = text
@@ -221,50 +215,50 @@ class GenerateResponder:
         pending: list[int] = []
         for token in self._stream_tokens(prompt, "speech", cancel):
             new.append(token)
-            pending.append(token - self.gen.vocab.unit_offset)
+            pending.append(token)
             if len(pending) >= self.cfg.chunk_units:
-                yield from self._vocode(pending, voice)
+                yield from self._vocode(self.lm.units(pending).tolist(), voice)
                 pending = []
-        yield from self._vocode(pending, voice)
+        yield from self._vocode(self.lm.units(pending).tolist() if pending else [], voice)
 
     def _vocode(self, units: list[int], voice: str | None) -> Iterator[AudioChunk]:
         """Each chunk is vocoded on its own (Griffin-Lim has no state to carry), so chunks meet at audible seams."""
         from koe.vocoder import units_to_audio
 
-        vocoder = self.gen.vocoder
-        units = [u for u in units if u < vocoder.num_units]  # unit-BPE ids have no vocoder entry
         if not units:
             return
         kwargs = {"speaker": voice} if voice else {}
-        samples = units_to_audio(vocoder, units, durations=_durations(vocoder, units), **kwargs)
+        samples = units_to_audio(self.vocoder, units, durations=_durations(self.vocoder, units), **kwargs)
         yield AudioChunk(np.asarray(samples, dtype=np.float32), self.sample_rate_hz)
 
     def _stream_tokens(self, prompt: list[int], modality: str, cancel) -> Iterator[int]:
-        """model.generate in a worker thread, tokens handed over one by one; stops at eos or when cancelled."""
-        gen, streamer, stop = self.gen, _TokenQueue(), threading.Event()
-        device = next(gen.model.parameters()).device
-        input_ids = torch.tensor([prompt], device=device)
-        s = gen.sampling
-        greedy = s.temperature == 0
-        kwargs = dict(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=self.cfg.max_new_tokens,
-            do_sample=not greedy, temperature=None if greedy else s.temperature,
-            top_k=None if greedy or s.top_k == 0 else s.top_k, top_p=None if greedy else s.top_p,
-            logits_processor=LogitsProcessorList([AllowedTokens(gen.masks[modality])]),
-            stopping_criteria=StoppingCriteriaList([_Stop(stop, cancel)]),
-            eos_token_id=gen.vocab.eos_id, pad_token_id=gen.vocab.pad_id, streamer=streamer)
-        worker = threading.Thread(target=streamer.run, args=(gen.model.generate, kwargs), daemon=True)
+        """SpeechTextLM.generate in a worker thread, each new token handed over through a queue as it is chosen;
+        stops at eos, when the consumer goes away, or when cancelled."""
+        tokens: queue.Queue = queue.Queue()
+        stop, end, failure = threading.Event(), object(), []
+
+        def push(token: int) -> bool:
+            tokens.put(token)
+            return stop.is_set() or (cancel is not None and cancel.is_set())
+
+        def run() -> None:
+            try:
+                self.lm.generate(prompt, modality, self.cfg.max_new_tokens, self.sampling, stop_when=push)
+            except BaseException as e:  # handed to the consuming thread, which raises it
+                failure.append(e)
+            finally:
+                tokens.put(end)
+
+        worker = threading.Thread(target=run, daemon=True)
         worker.start()
         try:
-            for token in streamer:
-                if token == gen.vocab.eos_id:
-                    break
+            while (token := tokens.get()) is not end:
                 yield token
         finally:
             stop.set()  # also reached when the consumer goes away mid-span
             worker.join()
-        if streamer.error is not None:
-            raise streamer.error
+        if failure:
+            raise failure[0]
 
 
 def _durations(vocoder, units: list[int]) -> np.ndarray:
@@ -277,46 +271,3 @@ def _durations(vocoder, units: list[int]) -> np.ndarray:
     if missing > 0:
         durations[-1] += missing
     return durations
-
-
-class _TokenQueue(BaseStreamer):
-    """A transformers streamer that hands new token ids to another thread (the first `put` is the prompt)."""
-
-    _END = object()
-
-    def __init__(self):
-        self.queue: queue.Queue = queue.Queue()
-        self.seen_prompt = False
-        self.error: BaseException | None = None
-
-    def run(self, generate, kwargs) -> None:
-        try:
-            with torch.no_grad():
-                generate(**kwargs)
-        except BaseException as e:  # handed to the consuming thread, which raises it
-            self.error = e
-        finally:
-            self.queue.put(self._END)
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.seen_prompt:
-            self.seen_prompt = True
-            return
-        for token in value.reshape(-1).tolist():
-            self.queue.put(int(token))
-
-    def end(self) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[int]:
-        while (item := self.queue.get()) is not self._END:
-            yield item
-
-
-class _Stop(StoppingCriteria):
-    def __init__(self, *events: threading.Event | None):
-        self.events = [e for e in events if e is not None]
-
-    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-        done = any(e.is_set() for e in self.events)
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
