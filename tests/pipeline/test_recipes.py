@@ -62,3 +62,57 @@ def test_scaled_down_tiny_recipe_runs_every_stage(tmp_path):
         assert (out / final / "final" / "config.json").exists()
     assert list((out / "report" / "generated").glob("sample_*/prompt.json"))
     assert (out / "report" / "loss_curves.png").exists()
+
+
+def _scaled_down_small(tmp_path):
+    """small.yaml with its data cut as in tiny's copy and only the s size, as a 2-layer model."""
+    spec = load_recipe("small")
+    shrink = {
+        "synth": {"num_items": 160, "voices": ["en-us", "en+m3", "en-us+f3"], "num_workers": 2},
+        "phonetic": {"epochs": 1.0, "hidden_size": 16, "window_frames": 100},
+        "units_fit": {"max_frames": 20000},
+        "data_text": {"text": ["tinyspeech:300"], "text_tokenizer": "train:400", "max_seq_len": 256},
+        "data_speech": {"max_seq_len": 256},
+        "data_interleaved": {"text": ["tinyspeech:300"], "max_seq_len": 256},
+        "bench": {"tiny_num": 4, "voices": ["en-us"], "kinds": ["lexical", "syntactic", "semantic", "qa"]},
+    }
+    spec["steps"] = [s for s in spec["steps"] if not s["name"].endswith(("_m", "_l"))]
+    for step in spec["steps"]:
+        options = step.setdefault("options", {})
+        options.update(shrink.get(step["name"], {}))
+        if step["command"] == "train":
+            options.update(max_steps=3, micro_batch_size=2, max_seq_len=256, max_tokens=None)
+            if step["name"].startswith("text_lm"):
+                options["model"].update(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
+                                        intermediate_size=64)
+        if step["command"] == "eval":
+            options.update(max_groups=4, bootstrap=20, qa_generate=False)
+        if step["command"] == "report":
+            for key in ("evals", "sizes", "train_dirs"):
+                options[key] = {k: v for k, v in options[key].items() if k.endswith("_s")}
+    path = tmp_path / "small_mini.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_scaled_down_small_recipe_gives_the_scaling_table(tmp_path):
+    out = tmp_path / "run"
+    report = run_recipe(RecipeConfig(recipe=str(_scaled_down_small(tmp_path)), out_dir=out))
+    assert report.failures == [], report.failures
+    table = (out / "report" / "results.md").read_text()
+    assert "## Scaling" in table and "| interleaved_s |" in table and "| speech_only_s |" in table
+    params = json.loads((out / "interleaved_s" / "train_summary.json").read_text())["num_params"]
+    assert 0 < params < 1_000_000  # the 2-layer model, initialised from the recipe's own text LM
+
+
+def test_scaling_plot_and_transfer_pvalue(tmp_path):
+    from koe.recipes.report import plot_scaling, transfer_pvalue
+
+    rows = {"interleaved_s": {"qa_speech_text_only": 0.30}, "interleaved_m": {"qa_speech_text_only": 0.45},
+            "speech_only_s": {"qa_speech_text_only": None}}
+    params = {"interleaved_s": 10_000_000, "interleaved_m": 35_000_000, "speech_only_s": 10_000_000}
+    assert plot_scaling(rows, params, tmp_path / "scaling.png") and (tmp_path / "scaling.png").stat().st_size > 0
+    assert not plot_scaling({}, params, tmp_path / "none.png")
+    assert transfer_pvalue(0.25, 100) > 0.4 and transfer_pvalue(0.45, 100) < 1e-4  # one-sided, against 25%
+    assert transfer_pvalue(None, 100) is None
