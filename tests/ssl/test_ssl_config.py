@@ -26,7 +26,7 @@ def test_one_optimiser_shape_and_the_old_warmup_key_says_what_to_write():
     from koe.training.config import OptimConfig, warmup_steps
 
     cfg = load_config(PretrainConfig, overrides=["manifest=m.jsonl", "steps=1000"])
-    lm = load_config(TrainConfig, overrides=["optim.warmup_steps=100"])
+    lm = load_config(TrainConfig, overrides=["data_dir=d", "optim.warmup_steps=100"])
     assert isinstance(cfg.optim, OptimConfig) and isinstance(lm.optim, OptimConfig)
     assert warmup_steps(cfg.optim, 1000) == 80 and warmup_steps(lm.optim, 1000) == 100
     with pytest.raises(ConfigError, match=r"optim.warmup_fraction was folded into optim.warmup_steps: write "
