@@ -56,10 +56,7 @@ class AlignConfig:
         default=0.05, metadata={"help": "mismatch when more loud audio than this lies before the first or after the "
                                         "last aligned word (words missing from the transcript)"}
     )
-    max_first_word_stretch: float = dataclasses.field(
-        default=1.8, metadata={"help": "mismatch when the first word has this many times the utterance's median "
-                                       "frames per phone (stretched over missing words)"}
-    )
+
     min_corpus_size: int = dataclasses.field(
         default=20, metadata={"help": "utterances a speaker (or the run) needs before its median is trusted"}
     )
@@ -88,8 +85,7 @@ class AlignConfig:
             problems.append(f"max_fit_deficit={self.max_fit_deficit} must be > 0")
         if self.max_edge_speech_s < 0:
             problems.append(f"max_edge_speech_s={self.max_edge_speech_s} must be >= 0")
-        if self.max_first_word_stretch <= 1:
-            problems.append(f"max_first_word_stretch={self.max_first_word_stretch} must be > 1")
+
         return problems
 
     @property

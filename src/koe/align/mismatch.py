@@ -17,9 +17,6 @@ voice. The rules compare the audio with itself instead:
   fits badly has a high deficit throughout);
 - speech outside the words: more than `max_edge_speech_s` of loud audio before the first or after the last aligned
   word means words are missing from the transcript's start or end (the aligner had to leave speech to silence);
-- a stretched first word: when the words at the start are missing the aligner may stretch the first word over
-  them instead; its frames per phone more than `max_first_word_stretch` times the utterance's median is a mismatch
-  (not applied to the last word: phrase-final lengthening makes it up to 2x longer in correct speech);
 - squeezed words: when the words are not in the audio, the aligner crams many of them into the minimum duration
   their phones allow (3 frames per phone); more than `max_squeezed_fraction` of the words so squeezed is a mismatch.
 
@@ -44,7 +41,6 @@ class MismatchRule:
     min_corpus_size: int = 20
     max_squeezed_fraction: float = 0.3
     max_edge_speech_s: float = 0.05
-    max_first_word_stretch: float = 1.8
 
 
 def detect_mismatches(
@@ -97,10 +93,6 @@ def mismatch_reason(res: AlignResult, rule: MismatchRule, reference: tuple[str, 
         where = "before the first" if before >= after else "after the last"
         return (f"mismatch: {max(before, after):.2f} s of speech {where} aligned word "
                 f"(> max_edge_speech_s={rule.max_edge_speech_s:g}): words missing from the transcript")
-    if res.first_word_stretch > rule.max_first_word_stretch:
-        return (f"mismatch: the first word {res.words[0][0]!r} is stretched to {res.first_word_stretch:.1f}x the "
-                f"utterance's frames per phone (> max_first_word_stretch={rule.max_first_word_stretch:g}): words "
-                "missing from the transcript's start")
     if res.squeezed_fraction > rule.max_squeezed_fraction:
         return (
             f"mismatch: {res.squeezed_words} of {len(res.words)} words squeezed to their minimum duration "

@@ -26,7 +26,7 @@ MIN_RUN_S = 0.08
 EDGE_RUN_S = 0.03
 MIN_PHONE_S = 0.01  # a trimmed word keeps at least this much of its first / last phone
 # Speech outside the aligned words (words missing from the transcript): frames within this of the loud frames.
-LOUD_WITHIN_DB = 25.0
+LOUD_WITHIN_DB = 15.0
 _EPS = 1e-6
 
 

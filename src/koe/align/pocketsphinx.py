@@ -16,7 +16,7 @@ right transcript can score depends on the voice (accent, synthesis method, speak
 the model's own best guess: a free phone-loop decode (pocketsphinx allphone search) whose phone string is
 force-aligned the same way. `fit_deficit` = free score - forced score per frame: near 0 when the transcript explains
 the audio as well as the model's own guess, large when it does not. koe.align.mismatch reads it, together with the
-speech left outside the first / last word (`edge_speech_s`) and how stretched the first word is.
+speech left outside the first / last word (`edge_speech_s`).
 """
 
 from __future__ import annotations
@@ -98,7 +98,6 @@ class AlignResult:
     word_frames: int  # frames inside words (silences excluded)
     word_score: int  # summed acoustic score over those frames (<= 0; 0 = perfect fit)
     squeezed_words: int  # words aligned at the minimum duration their phones allow
-    first_word_stretch: float = 1.0  # first word's frames per phone / the utterance's median word's
     fit_deficit: float | None = None  # free phone-loop score - forced score, per frame (None: no free decode)
     edge_speech_s: tuple[float, float] = (0.0, 0.0)  # loud audio before the first word, after the last
 
@@ -207,7 +206,6 @@ def _collect(alignment, num_frames: int, expected_words: int) -> AlignResult:
     words: list[Span] = []
     phones: list[Span] = []
     word_frames = word_score = squeezed = 0
-    frames_per_phone = []
     for entry in alignment:
         if entry.name in _NON_WORDS:
             continue
@@ -218,11 +216,9 @@ def _collect(alignment, num_frames: int, expected_words: int) -> AlignResult:
         word_frames += dur
         word_score += entry.score
         squeezed += dur <= MIN_FRAMES_PER_PHONE * len(word_phones)
-        frames_per_phone.append(dur / max(len(word_phones), 1))
     if len(words) != expected_words:
         raise KoeInputError(f"align-failed: {len(words)} words aligned of {expected_words}")
-    stretch = frames_per_phone[0] / max(float(np.median(frames_per_phone)), 1e-9)
-    return AlignResult(words, phones, num_frames, word_frames, word_score, squeezed, stretch)
+    return AlignResult(words, phones, num_frames, word_frames, word_score, squeezed)
 
 
 def _time(frame: int) -> float:

@@ -80,14 +80,14 @@ def align_manifest(utts: list[Utterance], cfg: AlignConfig, report: StageReport)
             jobs.append((u, words_of[u.id]))
     results = _run_jobs(jobs, cfg, lexicon, report)
     rule = MismatchRule(cfg.max_fit_deficit, cfg.max_score_drop, cfg.min_corpus_size, cfg.max_squeezed_fraction,
-                        cfg.max_edge_speech_s, cfg.max_first_word_stretch)
+                        cfg.max_edge_speech_s)
     mismatched = detect_mismatches(results, rule, {u.id: u.speaker for u in utts})
     if results:
         median = statistics.median(r.score_per_frame for r in results.values())
         report.extra["median_score_per_frame"] = round(median, 2)
         deficits = [r.fit_deficit for r in results.values() if r.fit_deficit is not None]
         report.extra["median_fit_deficit"] = round(statistics.median(deficits), 2) if deficits else None
-        # the fit rules cannot judge these; the edge, stretch and squeeze rules still apply
+        # the fit rules cannot judge these; the edge and squeeze rules still apply
         report.extra["num_no_free_decode"] = len(results) - len(deficits)
     by_id = {u.id: u for u in utts}
     aligned = []
