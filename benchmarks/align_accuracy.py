@@ -131,7 +131,7 @@ def _init_worker() -> None:
     _aligner = PocketsphinxAligner()
 
 
-def espeak_voice(task: tuple[str, int, list[str]]) -> list[dict]:
+def espeak_voice(task: tuple[int, str, int, list[str]]) -> list[dict]:
     """Align every sentence of one voice at every rate with its own and with planted transcripts; one row each.
 
     Each row is judged twice: as in a small run (per-utterance rules only) and as in a corpus of this voice (the
@@ -139,9 +139,9 @@ def espeak_voice(task: tuple[str, int, list[str]]) -> list[dict]:
     utterances of a speaker on)."""
     from koe.synth.espeak import synthesize
 
-    voice, per_cell, sentences = task
+    v, voice, per_cell, sentences = task
     rows, results = [], []
-    for c, rate in enumerate(RATES_WPM):
+    for c, rate in enumerate(RATES_WPM, start=v * len(RATES_WPM)):
         for i in ((c * per_cell + j) % len(sentences) for j in range(per_cell)):
             base = {"voice": voice, "rate_wpm": rate, "sentence": i}
             try:
@@ -202,7 +202,7 @@ def _align(audio: np.ndarray, words: list[str], truth: list | None) -> tuple[dic
 def bench_espeak(per_cell: int, sentences: list[str], num_workers: int) -> list[dict]:
     from koe.synth.config import DEFAULT_VOICES
 
-    tasks = [(voice, per_cell, sentences) for voice in DEFAULT_VOICES]
+    tasks = [(v, voice, per_cell, sentences) for v, voice in enumerate(DEFAULT_VOICES)]
     with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
         return [row for rows in pool.imap(espeak_voice, tasks) for row in rows]
 
