@@ -1,16 +1,22 @@
-"""Accuracy of `koe align` (pocketsphinx): espeak speech with true timings, and real recordings.
+"""Accuracy of `koe align` (pocketsphinx) over `koe synth`'s default voices and rates, and on real recordings.
 
-    .venv/bin/python benchmarks/align_accuracy.py                      # all parts, cathy subset of 100
-    .venv/bin/python benchmarks/align_accuracy.py --cathy-limit 300 --json out.json
-    .venv/bin/python benchmarks/align_accuracy.py --held-out --cathy-limit 0     # 40 other Harvard sentences
+    nice -n 10 python benchmarks/align_accuracy.py                  # 12 voices x 3 rates x 3 sentences, cathy 40
+    python benchmarks/align_accuracy.py --per-cell 10 --cathy-limit 300 --json out.json       # docs/align.md
+    python benchmarks/align_accuracy.py --held-out --cathy-limit 0    # 40 other Harvard sentences
 
-1. espeak: 30 Harvard sentences (with --held-out: 40 others, never used for tuning) x voices (en-us, en+m3,
-   en-us+f3) synthesized by koe.synth.espeak, whose event stream gives the true word times; each manifest goes
-   through `run_align` (the whole stage, mismatch detector included) and every word start and end is compared with
-   the truth: median |error| (ms), share within 50 ms, and the boundaries off by more than 50 ms by kind (start /
-   end) and direction. Utterances that fail alignment are counted, never dropped from the denominator silently.
+1. espeak: every voice of koe.synth.config.DEFAULT_VOICES at 140, 180 and 220 wpm (espeak rate), `--per-cell`
+   Harvard sentences per voice x rate (cells take successive sentences, so all 30 are used), synthesized by
+   koe.synth.espeak, whose event stream gives the true word times. Each utterance is aligned with its own
+   transcript (word boundaries vs the truth: median |error|, share within 50 ms; and whether the mismatch rule
+   wrongly rejects it), and with planted wrong transcripts that the rule must reject: another sentence's text
+   (`wrong`), the first word left out (`drop_first`), the last word left out (`drop_last`), and a short window of up
+   to six words of audio whose transcript leaves out the first and the last of them (`window`); the same window with
+   its full transcript is a correct item (`window_ok`). The per-utterance rule is measured (koe.align.mismatch with
+   no speaker median: what a small run gets); an alignment failure of a planted transcript counts as rejected, of a
+   correct one as a failure. Nothing is dropped from any denominator.
 2. cathy_arctic (real, one speaker, no reference times): coverage and wall time with the true transcripts, and the
-   mismatch detector, with one transcript in five swapped within the corpus and with every transcript rotated by one.
+   whole stage's detector (speaker median included), with one transcript in five swapped within the corpus and with
+   every transcript rotated by one.
 3. pocketsphinx_librivox_aligned (5 real utterances with pocketsphinx's own shipped alignments): coverage and the
    median difference of word boundaries from the shipped ones.
 """
@@ -21,16 +27,20 @@ import argparse
 import csv
 import dataclasses
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from koe.align.config import AlignConfig
+from koe.align.mismatch import MismatchRule, mismatch_reason
+from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner
 from koe.align.run import run_align
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
 from koe.stage import KoeInputError
@@ -76,7 +86,13 @@ HARVARD_HELD_OUT = [
     "The Navy attacked the big task force.", "See the cat glaring at the scared mouse.",
     "There are more than two factors here.",
 ]
-VOICES = ["en-us", "en+m3", "en-us+f3"]
+RATES_WPM = (140, 180, 220)
+PLANTED = ("wrong", "drop_first", "drop_last", "window")
+CORRECT = ("correct", "window_ok")
+TARGET = {"median_ms": 15.0, "within_50ms": 0.95, "correct_rejected": 0.01, "planted_rejected": 0.95}
+WINDOW_WORDS = 6
+MODES = ("small_run", "corpus")
+LONG_LEFT_OUT_S = 0.2  # partial transcripts are also counted apart when they leave out at least this much speech
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -107,29 +123,137 @@ def align(utts: list[Utterance], work: Path, **options) -> tuple[dict[str, Utter
     return aligned, {"failures": [(f.item, f.reason) for f in report.failures], **report.to_dict()}
 
 
-def bench_espeak(work: Path, per_voice: int | None, sentences: list[str]) -> dict:
+_aligner: PocketsphinxAligner | None = None  # one per worker process
+
+
+def _init_worker() -> None:
+    global _aligner
+    _aligner = PocketsphinxAligner()
+
+
+def espeak_voice(task: tuple[int, str, int, list[str]]) -> list[dict]:
+    """Align every sentence of one voice at every rate with its own and with planted transcripts; one row each.
+
+    Each row is judged twice: as in a small run (per-utterance rules only) and as in a corpus of this voice (the
+    median fit deficit of its correct items as the speaker reference, what `koe align` uses from min_corpus_size
+    utterances of a speaker on)."""
     from koe.synth.espeak import synthesize
 
-    out = {}
-    for voice in VOICES:
-        vdir = work / voice.replace("+", "_")
-        vdir.mkdir()
-        utts, truth, synth_failures = [], {}, []
-        for i, text in enumerate(sentences[:per_voice]):
+    v, voice, per_cell, sentences = task
+    rows, results = [], []
+    for c, rate in enumerate(RATES_WPM, start=v * len(RATES_WPM)):
+        for i in ((c * per_cell + j) % len(sentences) for j in range(per_cell)):
+            base = {"voice": voice, "rate_wpm": rate, "sentence": i}
             try:
-                syn = synthesize(text, voice=voice, rate_wpm=175, pitch=50)
+                syn = synthesize(sentences[i], voice=voice, rate_wpm=rate, pitch=50)
             except KoeInputError as e:
-                synth_failures.append(str(e))
+                rows.append({**base, "kind": "correct", "outcome": "synth-failed", "reason": str(e)})
+                results.append(None)
                 continue
-            uid = f"h{i:02d}"
-            sf.write(vdir / f"{uid}.wav", syn.audio, syn.sample_rate_hz)
-            utts.append(Utterance(uid, f"{uid}.wav", syn.sample_rate_hz, syn.duration_s, voice, text))
-            truth[uid] = syn.words
-        aligned, report = align(utts, vdir)
-        errors = [e for uid, u in aligned.items() for e in boundary_errors(truth[uid], u.words)]
-        out[voice] = {"synthesized": len(utts), "synth_failures": synth_failures, "aligned": len(aligned),
-                      "align_failures": report["failures"], **summarize(errors)}
+            other = sentences[(i + len(sentences) // 2) % len(sentences)]
+            for kind, audio, words, truth, left_out in _cases(syn, other):
+                row, res = _align(audio, words, truth)
+                rows.append({**base, "kind": kind, **({"left_out_s": round(left_out, 3)} if left_out else {}), **row})
+                results.append(res)
+    rule = MismatchRule()
+    deficits = [r.fit_deficit for row, r in zip(rows, results, strict=True)
+                if r is not None and row["kind"] in CORRECT and r.fit_deficit is not None]
+    reference = (f"speaker {voice}", statistics.median(deficits)) if deficits else None
+    for row, res in zip(rows, results, strict=True):
+        if res is not None:
+            for mode, ref in (("small_run", None), ("corpus", reference)):
+                reason = mismatch_reason(res, rule, ref)
+                row[mode] = {"outcome": "rejected" if reason else "accepted", "reason": reason}
+    return rows
+
+
+def _cases(syn, other: str) -> list[tuple]:
+    """(kind, audio, transcript words, true spans or None, seconds of speech the transcript leaves out or None)."""
+    words = [w for w, _, _ in syn.words]
+    dur = [e - s for _, s, e in syn.words]
+    k = min(len(words), WINDOW_WORDS)
+    a, b = (round(t * syn.sample_rate_hz) for t in (syn.words[0][1], syn.words[k - 1][2]))
+    shift = a / syn.sample_rate_hz
+    window_truth = [(w, s - shift, e - shift) for w, s, e in syn.words[:k]]
+    return [("correct", syn.audio, words, syn.words, None), ("wrong", syn.audio, _words(other), None, None),
+            ("drop_first", syn.audio, words[1:], None, dur[0]), ("drop_last", syn.audio, words[:-1], None, dur[-1]),
+            ("window_ok", syn.audio[a:b], words[:k], window_truth, None),
+            ("window", syn.audio[a:b], words[1:k - 1], None, dur[0] + dur[k - 1])]
+
+
+def _words(text: str) -> list[str]:
+    from koe.synth.espeak import normalize_text
+
+    return normalize_text(text).split()
+
+
+def _align(audio: np.ndarray, words: list[str], truth: list | None) -> tuple[dict, AlignResult | None]:
+    try:
+        res = _aligner.align(audio, words)
+    except KoeInputError as e:
+        return {"outcome": "align-failed", "reason": str(e)}, None
+    row = {"outcome": "aligned", "fit_deficit": None if res.fit_deficit is None else round(res.fit_deficit, 2),
+           "score_per_frame": round(res.score_per_frame, 2), "edge_speech_s": list(res.edge_speech_s)}
+    if truth is not None:
+        row["errors_ms"] = [round(e, 1) for e in boundary_errors(truth, res.words)]
+    return row, res
+
+
+def bench_espeak(per_cell: int, sentences: list[str], num_workers: int) -> list[dict]:
+    from koe.synth.config import DEFAULT_VOICES
+
+    tasks = [(v, voice, per_cell, sentences) for v, voice in enumerate(DEFAULT_VOICES)]
+    with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
+        return [row for rows in pool.imap(espeak_voice, tasks) for row in rows]
+
+
+def rejected(row: dict, mode: str) -> bool:
+    """A planted or correct item counts as rejected when it failed to align or the rule (in `mode`) refused it."""
+    return row["outcome"] == "align-failed" or row.get(mode, {}).get("outcome") == "rejected"
+
+
+def espeak_table(rows: list[dict]) -> dict[str, dict]:
+    """Per voice x rate: boundary accuracy of the correct transcripts, and what share of each kind was rejected."""
+    cells: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        cells[f"{row['voice']} @ {row['rate_wpm']}"].append(row)
+    cells["all"] = rows
+    return {name: _cell_summary(cell) for name, cell in cells.items()}
+
+
+def _cell_summary(cell: list[dict]) -> dict:
+    out: dict = {}
+    correct = [r for r in cell if r["kind"] == "correct"]
+    errors = [e for r in correct if r["outcome"] == "aligned" for e in r["errors_ms"]]
+    out.update(summarize(errors))
+    out["correct_failed"] = sum(r["outcome"] in ("align-failed", "synth-failed") for r in correct)
+    for mode in MODES:
+        counts = {}
+        for kind in (*CORRECT, *PLANTED):
+            rows = [r for r in cell if r["kind"] == kind and r["outcome"] != "synth-failed"]
+            counts[kind] = [sum(rejected(r, mode) for r in rows), len(rows)]
+        partial = [r for r in cell if r.get("left_out_s", 0) >= LONG_LEFT_OUT_S]
+        counts["partial_long"] = [sum(rejected(r, mode) for r in partial), len(partial)]
+        out[f"rejected_{mode}"] = counts
+        out[f"missed_targets_{mode}"] = _missed(out, counts)
     return out
+
+
+def _missed(s: dict, counts: dict) -> list[str]:
+    missed = []
+    if s["median_ms"] is None or s["median_ms"] > TARGET["median_ms"]:
+        missed.append(f"median {s['median_ms']} ms")
+    if s["within_50ms"] is None or s["within_50ms"] < TARGET["within_50ms"]:
+        missed.append(f"within 50 ms {s['within_50ms']}")
+    for kind in CORRECT:
+        bad, n = counts[kind]
+        if n and bad / n > TARGET["correct_rejected"]:
+            missed.append(f"{kind} rejected {bad}/{n}")
+    for kind in PLANTED:
+        bad, n = counts[kind]
+        if n and bad / n < TARGET["planted_rejected"]:
+            missed.append(f"{kind} rejected {bad}/{n}")
+    return missed
 
 
 def bench_cathy(work: Path, limit: int, num_workers: int) -> dict:
@@ -183,39 +307,45 @@ def bench_librivox(work: Path) -> dict:
     return out
 
 
+def print_espeak(table: dict[str, dict]) -> None:
+    kinds = (*CORRECT, *PLANTED, "partial_long")
+    for mode in MODES:
+        print(f"\n== espeak: koe synth's default voices x rates (true timings); rejections as in a {mode} ==")
+        print(f"{'voice @ wpm':28s} {'median':>7s} {'<=50ms':>7s} " + " ".join(f"{k:>12s}" for k in kinds) + "  missed")
+        for name, s in table.items():
+            counts = " ".join(f"{'/'.join(map(str, s[f'rejected_{mode}'][k])):>12s}" for k in kinds)
+            within = "-" if s["within_50ms"] is None else f"{s['within_50ms']:.1%}"
+            print(f"{name:28s} {s['median_ms']!s:>7s} {within:>7s} {counts}  {'; '.join(s[f'missed_targets_{mode}'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-voice", type=int, default=None, help="first N sentences only (default: all)")
+    parser.add_argument("--per-cell", type=int, default=3, help="sentences per voice x rate (default 3)")
     parser.add_argument("--held-out", action="store_true", help="espeak part on the 40 held-out Harvard sentences")
-    parser.add_argument("--cathy-limit", type=int, default=100)
-    parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cathy-limit", type=int, default=40, help="cathy_arctic utterances (0: skip)")
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also write every row and summary here")
     args = parser.parse_args()
     os.environ.setdefault("KOE_NO_PROGRESS", "1")
-    results = {}
+    began = time.perf_counter()
+    sentences = HARVARD_HELD_OUT if args.held_out else HARVARD
+    rows = bench_espeak(args.per_cell, sentences, args.num_workers)
+    results = {"espeak": espeak_table(rows), "espeak_seconds": round(time.perf_counter() - began, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "espeak").mkdir()
-        sentences = HARVARD_HELD_OUT if args.held_out else HARVARD
-        results["espeak"] = bench_espeak(work / "espeak", args.per_voice, sentences)
         if SHARED.is_dir() and args.cathy_limit > 0:
             (work / "cathy").mkdir()
             results["cathy_arctic"] = bench_cathy(work / "cathy", args.cathy_limit, args.num_workers)
         if SHARED.is_dir():
             (work / "librivox").mkdir()
             results["librivox"] = bench_librivox(work / "librivox")
-    print("\n== espeak (true timings) ==")
-    for voice, r in results["espeak"].items():
-        print(f"{voice:10s} synthesized {r['synthesized']:3d} aligned {r['aligned']:3d}  median {r['median_ms']} ms  "
-              f"within 50 ms {r['within_50ms']:.1%}  align failures {len(r['align_failures'])}  "
-              f"synth failures {len(r['synth_failures'])}  misses >50 ms {r['misses']}")
-    all_med = statistics.median(r["median_ms"] for r in results["espeak"].values())
-    print(f"median of voice medians: {all_med} ms")
+    print_espeak(results["espeak"])
     for key in ("cathy_arctic", "librivox"):
         if key in results:
             print(f"\n== {key} ==\n" + json.dumps(results[key], indent=1))
+    print(f"\nespeak part {results['espeak_seconds']} s, total {time.perf_counter() - began:.1f} s wall")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({**results, "espeak_rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from koe.align.config import AlignConfig
 from koe.align.g2p import arpabet_from_espeak, pronounce_word
-from koe.align.mismatch import MismatchRule, detect_mismatches
-from koe.align.pauses import quiet_runs, split_at_quiet
+from koe.align.mismatch import MismatchRule, detect_mismatches, mismatch_reason
+from koe.align.pauses import quiet_runs, speech_outside, split_at_quiet
 from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner
 from koe.align.run import run_align
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
@@ -119,34 +119,69 @@ def test_g2p_maps_espeak_phonemes_and_refuses_unknown_ones() -> None:
 
 
 def test_swapped_transcript_is_a_mismatch_failure_not_an_alignment(tmp_path: Path) -> None:
+    # two transcripts of the same length swapped: no speech is left outside the words, so only the fit judges them;
+    # their fit deficit (about 23/frame) is below the small-run max_fit_deficit but far above this speaker's median
     texts = ["The hogs were fed chopped corn and garbage.", "A large size in stockings is hard to sell.",
-             "Help the woman get back to her feet."]
+             "Help the woman get back to her feet.", *SENTENCES]
     manifest, _ = _write_synth(tmp_path, texts)
     utts = read_manifest(manifest)
     utts[0].text, utts[1].text = texts[1], texts[0]
     write_manifest(manifest, utts)
-    report = run_align(AlignConfig(manifest=manifest))
+    report = run_align(AlignConfig(manifest=manifest, min_corpus_size=5))
     reasons = {f.item: f.reason for f in report.failures}
-    assert set(reasons) == {"s0", "s1"}
+    assert set(reasons) == {"s0", "s1"}, reasons
     assert all(r.startswith(("mismatch:", "align-failed:")) for r in reasons.values())
-    assert [u.id for u in read_manifest(tmp_path / "manifest.aligned.jsonl")] == ["s2"]
+    assert [u.id for u in read_manifest(tmp_path / "manifest.aligned.jsonl")] == [f"s{i}" for i in range(2, 7)]
 
 
-def _result(score: float, squeezed: int = 0) -> AlignResult:
+def _result(deficit: float | None, squeezed: int = 0, edges: tuple[float, float] = (0.0, 0.0)) -> AlignResult:
     words = [(f"w{i}", i * 0.1, i * 0.1 + 0.1) for i in range(10)]
-    return AlignResult(words, [], num_frames=120, word_frames=100, word_score=int(score * 100),
-                       squeezed_words=squeezed)
+    return AlignResult(words, [], num_frames=120, word_frames=100, word_score=-4000, squeezed_words=squeezed,
+                       fit_deficit=deficit, edge_speech_s=edges)
 
 
 def test_detector_compares_each_speaker_with_its_own_median() -> None:
-    rule = MismatchRule(min_score_per_frame=-60, max_score_drop=18, min_corpus_size=5, max_squeezed_fraction=0.3)
-    results = {f"real{i}": _result(-12 - i % 3) for i in range(6)} | {f"tts{i}": _result(-40 - i % 3) for i in range(6)}
-    results |= {"real-bad": _result(-40), "tts-bad": _result(-70), "squeezed": _result(-12, squeezed=5)}
+    rule = MismatchRule(max_fit_deficit=30, max_score_drop=18, min_corpus_size=5, max_squeezed_fraction=0.3)
+    results = {f"real{i}": _result(-20 + i % 3) for i in range(6)} | {f"tts{i}": _result(10 + i % 3) for i in range(6)}
+    results |= {"real-bad": _result(5), "tts-bad": _result(35), "squeezed": _result(-20, squeezed=5),
+                "cut": _result(-20, edges=(0.0, 0.2)), "no-free-decode": _result(None)}
     speakers = {k: "tts" if k.startswith("tts") else "real" for k in results}
     reasons = detect_mismatches(results, rule, speakers)
-    assert set(reasons) == {"real-bad", "tts-bad", "squeezed"}  # -40 is normal for tts, a mismatch for real speech
-    assert "speaker real" in reasons["real-bad"] and "min_score_per_frame" in reasons["tts-bad"]
-    assert "squeezed" in reasons["squeezed"]
+    # a deficit of 5 is normal for tts, a mismatch for real speech; without a free decode the other rules still judge
+    assert set(reasons) == {"real-bad", "tts-bad", "squeezed", "cut"}
+    assert "speaker real" in reasons["real-bad"] and "max_fit_deficit" in reasons["tts-bad"]
+    assert "squeezed" in reasons["squeezed"] and "after the last aligned word" in reasons["cut"]
+
+
+@pytest.mark.parametrize("voice", ["en-us", "en-gb-x-rp+f2"])
+def test_rule_accepts_the_transcript_and_rejects_it_without_its_first_or_last_word(
+    aligner: PocketsphinxAligner, voice: str
+) -> None:
+    syn = synthesize("Glue the sheet to the dark blue background.", voice=voice, rate_wpm=180, pitch=50)
+    words = [w for w, _, _ in syn.words]
+    rule = MismatchRule()
+    assert mismatch_reason(aligner.align(syn.audio, words), rule, None) is None
+    missing_first = mismatch_reason(aligner.align(syn.audio, words[1:]), rule, None)
+    missing_last = mismatch_reason(aligner.align(syn.audio, words[:-1]), rule, None)
+    assert missing_first is not None and "before the first aligned word" in missing_first
+    assert missing_last is not None and "after the last aligned word" in missing_last
+
+
+def test_fit_deficit_is_small_for_the_transcript_and_large_for_another_sentence(aligner: PocketsphinxAligner) -> None:
+    syn = synthesize(SENTENCES[2], voice="en-029+m5", rate_wpm=220, pitch=50)
+    own = aligner.align(syn.audio, [w for w, _, _ in syn.words]).fit_deficit
+    other = aligner.align(syn.audio, SENTENCES[3].lower().rstrip(".").split()).fit_deficit
+    assert own is not None and other is not None
+    assert own < MismatchRule().max_fit_deficit < other
+
+
+def test_speech_outside_counts_loud_frames_beyond_the_words_not_quiet_ones() -> None:
+    rate = 16000
+    tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(int(0.2 * rate)) / rate)
+    noise = np.random.default_rng(0).normal(0, 0.3 * 10 ** (-30 / 20), int(0.2 * rate))  # 30 dB down: not speech
+    audio = np.concatenate([tone, tone, noise]).astype(np.float32)
+    before, after = speech_outside(audio, rate, 0.01, 0.0078, start_s=0.2078, end_s=0.4078)
+    assert before == pytest.approx(0.2, abs=0.011) and after == 0.0
 
 
 def test_unreadable_audio_and_missing_text_are_listed(tmp_path: Path) -> None:

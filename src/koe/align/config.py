@@ -44,12 +44,19 @@ class AlignConfig:
     max_duration_s: float = dataclasses.field(
         default=60.0, metadata={"help": "longer utterances fail as 'too long' (alignment cost grows with length)"}
     )
-    min_score_per_frame: float = dataclasses.field(
-        default=-60.0, metadata={"help": "mismatch when the acoustic score per word frame is below this"}
+    max_fit_deficit: float = dataclasses.field(
+        default=30.0, metadata={"help": "mismatch when the free phone-loop decode scores this much better per frame "
+                                        "than the forced alignment (see docs/align.md)"}
     )
     max_score_drop: float = dataclasses.field(
-        default=18.0, metadata={"help": "mismatch when the score is this far below its speaker's (or the run's) median"}
+        default=18.0, metadata={"help": "mismatch when the fit deficit is this far above its speaker's (or the run's) "
+                                        "median"}
     )
+    max_edge_speech_s: float = dataclasses.field(
+        default=0.05, metadata={"help": "mismatch when more loud audio than this lies before the first or after the "
+                                        "last aligned word (words missing from the transcript)"}
+    )
+
     min_corpus_size: int = dataclasses.field(
         default=20, metadata={"help": "utterances a speaker (or the run) needs before its median is trusted"}
     )
@@ -74,8 +81,11 @@ class AlignConfig:
             problems.append(f"max_squeezed_fraction={self.max_squeezed_fraction} must be in [0, 1]")
         if self.max_score_drop <= 0:
             problems.append(f"max_score_drop={self.max_score_drop} must be > 0")
-        if self.min_score_per_frame > 0:
-            problems.append(f"min_score_per_frame={self.min_score_per_frame} must be <= 0 (scores are <= 0)")
+        if self.max_fit_deficit <= 0:
+            problems.append(f"max_fit_deficit={self.max_fit_deficit} must be > 0")
+        if self.max_edge_speech_s < 0:
+            problems.append(f"max_edge_speech_s={self.max_edge_speech_s} must be >= 0")
+
         return problems
 
     @property

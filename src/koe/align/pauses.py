@@ -25,7 +25,33 @@ LOUD_PERCENTILE = 95
 MIN_RUN_S = 0.08
 EDGE_RUN_S = 0.03
 MIN_PHONE_S = 0.01  # a trimmed word keeps at least this much of its first / last phone
+# Speech outside the aligned words (words missing from the transcript): frames within this of the loud frames.
+LOUD_WITHIN_DB = 15.0
 _EPS = 1e-6
+
+
+def frame_energy_db(audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s: float) -> np.ndarray:
+    """Energy (dB) of each frame k = the audio between grid points `k * frame_s + offset_s` and the next."""
+    hop = round(frame_s * sample_rate_hz)
+    first = round(offset_s * sample_rate_hz)
+    n = max(0, (len(audio) - first) // hop)
+    frames = audio[first:first + n * hop].astype(np.float64).reshape(n, hop)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+
+
+def speech_outside(
+    audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s: float, start_s: float, end_s: float
+) -> tuple[float, float]:
+    """Seconds of loud audio (within LOUD_WITHIN_DB of the utterance's loud frames) before `start_s` and after
+    `end_s`: speech the aligner had to leave to silence because the transcript has no words for it."""
+    energy_db = frame_energy_db(audio, sample_rate_hz, frame_s, offset_s)
+    if energy_db.size == 0:
+        return 0.0, 0.0
+    loud = energy_db > np.percentile(energy_db, LOUD_PERCENTILE) - LOUD_WITHIN_DB
+    frame_start = np.arange(energy_db.size) * frame_s + offset_s
+    before = loud & (frame_start + frame_s <= start_s + _EPS)
+    after = loud & (frame_start >= end_s - _EPS)
+    return round(float(before.sum()) * frame_s, 4), round(float(after.sum()) * frame_s, 4)
 
 
 def quiet_runs(
@@ -35,13 +61,10 @@ def quiet_runs(
 
     Frame k is the audio between grid points k and k + 1, so a run's ends are times an aligner boundary can take.
     """
-    hop = round(frame_s * sample_rate_hz)
-    first = round(offset_s * sample_rate_hz)
-    n = max(0, (len(audio) - first) // hop)
+    energy_db = frame_energy_db(audio, sample_rate_hz, frame_s, offset_s)
+    n = energy_db.size
     if n == 0:
         return []
-    frames = audio[first:first + n * hop].astype(np.float64).reshape(n, hop)
-    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
     quiet = energy_db < np.percentile(energy_db, LOUD_PERCENTILE) - QUIET_BELOW_DB
     edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
     runs = []

@@ -11,8 +11,12 @@ wide (1e-300) by default: with pocketsphinx's own defaults 0-50% of the espeak u
 all, with wide beams every one did (docs/align.md), at about 0.03 s of CPU per second of audio.
 
 Scores are pocketsphinx's per-frame-normalised acoustic scores (each frame's senone scores are taken relative to
-that frame's best senone), so a frame the model explains perfectly scores 0. `score_per_frame` is comparable across
-utterances of one voice (voices differ a lot); koe.align.mismatch uses it to spot transcripts that do not fit.
+that frame's best senone, all senones computed), so a frame the model explains perfectly scores 0. How well even the
+right transcript can score depends on the voice (accent, synthesis method, speaking rate), so the aligner also scores
+the model's own best guess: a free phone-loop decode (pocketsphinx allphone search) whose phone string is
+force-aligned the same way. `fit_deficit` = free score - forced score per frame: near 0 when the transcript explains
+the audio as well as the model's own guess, large when it does not. koe.align.mismatch reads it, together with the
+speech left outside the first / last word (`edge_speech_s`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from koe.align.pauses import quiet_runs, split_at_quiet
+from koe.align.pauses import quiet_runs, speech_outside, split_at_quiet
 from koe.audio import TARGET_SAMPLE_RATE_HZ
 from koe.corpus.manifest import Span
 from koe.stage import KoeInputError
@@ -40,6 +44,12 @@ BOUNDARY_OFFSET_S = 0.0078
 # 3 steps (-80 dBFS) is far below the noise floor of real recordings. Measured effect: docs/align.md.
 DITHER_STD = 3.0
 MIN_FRAMES_PER_PHONE = 3  # the en-us model's 3-state left-to-right HMMs cannot skip a state
+# The en-us model's 39 phones; the free decode's phones become one-phone "words" under this prefix.
+PHONES = frozenset({
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH", "K",
+    "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
+})
+_PHONE_WORD = "koe_phone_"
 _VARIANT = re.compile(r"\(\d+\)$")
 _NON_WORDS = {"<sil>", "<s>", "</s>", "(NULL)", "[NOISE]", "++NOISE++", "++BREATH++"}
 
@@ -88,6 +98,8 @@ class AlignResult:
     word_frames: int  # frames inside words (silences excluded)
     word_score: int  # summed acoustic score over those frames (<= 0; 0 = perfect fit)
     squeezed_words: int  # words aligned at the minimum duration their phones allow
+    fit_deficit: float | None = None  # free phone-loop score - forced score, per frame (None: no free decode)
+    edge_speech_s: tuple[float, float] = (0.0, 0.0)  # loud audio before the first word, after the last
 
     @property
     def score_per_frame(self) -> float:
@@ -107,7 +119,11 @@ class PocketsphinxAligner:
         from pocketsphinx import Decoder
 
         self.min_pause_s = min_pause_s
-        self.decoder = Decoder(lm=None, bestpath=False, loglevel="FATAL", **dataclasses.asdict(beams))
+        options = {"bestpath": False, "loglevel": "FATAL", "compallsen": True, **dataclasses.asdict(beams)}
+        self.decoder = Decoder(lm=None, **options)
+        self.phone_loop = Decoder(allphone=str(model_dir() / "en-us-phone.lm.bin"), lm=None, **options)
+        for phone in PHONES:
+            self.decoder.add_word(_PHONE_WORD + phone.lower(), phone, False)
         for word, phones in (extra_words or {}).items():
             self.decoder.add_word(word, " ".join(phones), False)
 
@@ -123,27 +139,61 @@ class PocketsphinxAligner:
             raise KoeInputError(f"oov: no pronunciation for {missing[:5]}")
         pcm = _pcm16(audio)
         try:
-            self.decoder.set_align_text(" ".join(words))
-            self._decode(pcm)
-            if self.decoder.hyp() is None:
-                raise KoeInputError("align-failed: pocketsphinx found no path through the text")
-            self.decoder.set_alignment()
-            self._decode(pcm)
-            alignment = self.decoder.get_alignment()
+            alignment = self._force(pcm, words)
         except RuntimeError as e:
             raise KoeInputError(f"align-failed: pocketsphinx: {e}") from None
         if alignment is None:
-            raise KoeInputError("align-failed: pocketsphinx gave no phone alignment")
+            raise KoeInputError("align-failed: pocketsphinx found no path through the text")
         result = _collect(alignment, self.decoder.n_frames(), len(words))
+        forced = _frame_scores(alignment, result.num_frames)
+        free = self._free_scores(pcm, result.num_frames)
+        if free is not None:
+            result.fit_deficit = float(np.mean(free - forced))
         pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
         split_at_quiet(result.words, result.phones, pauses)
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)
+        result.edge_speech_s = speech_outside(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S,
+                                              result.words[0][1], result.words[-1][2])
         return result
 
-    def _decode(self, pcm: bytes) -> None:
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
+    def _force(self, pcm: bytes, words: list[str]):
+        """Both alignment passes; None when there is no path through `words`."""
+        self.decoder.set_align_text(" ".join(words))
+        _decode(self.decoder, pcm)
+        if self.decoder.hyp() is None:
+            return None
+        self.decoder.set_alignment()
+        _decode(self.decoder, pcm)
+        return self.decoder.get_alignment()
+
+    def _free_scores(self, pcm: bytes, num_frames: int) -> np.ndarray | None:
+        """Per-frame scores of the free phone-loop decode, force-aligned like a transcript (so both are scored by
+        the same search); None when the loop finds no phones or its string no path (rare: 1 of 216 espeak
+        utterances)."""
+        try:
+            _decode(self.phone_loop, pcm)
+            hyp = self.phone_loop.hyp()
+            phones = [p for p in (hyp.hypstr.split() if hyp else []) if p in PHONES]
+            alignment = self._force(pcm, [_PHONE_WORD + p.lower() for p in phones]) if phones else None
+        except RuntimeError:
+            return None
+        if alignment is None or self.decoder.n_frames() != num_frames:
+            return None
+        return _frame_scores(alignment, num_frames)
+
+
+def _decode(decoder, pcm: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+
+
+def _frame_scores(alignment, num_frames: int) -> np.ndarray:
+    """Each frame's acoustic score, from the state-level alignment (a state's score spread over its frames)."""
+    scores = np.zeros(num_frames)
+    for state in alignment.states():
+        scores[state.start:state.start + state.duration] = state.score / max(state.duration, 1)
+    return scores
 
 
 def _pcm16(audio: np.ndarray) -> bytes:

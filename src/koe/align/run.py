@@ -78,11 +78,16 @@ def align_manifest(utts: list[Utterance], cfg: AlignConfig, report: StageReport)
         else:
             jobs.append((u, words_of[u.id]))
     results = _run_jobs(jobs, cfg, lexicon, report)
-    rule = MismatchRule(cfg.min_score_per_frame, cfg.max_score_drop, cfg.min_corpus_size, cfg.max_squeezed_fraction)
+    rule = MismatchRule(cfg.max_fit_deficit, cfg.max_score_drop, cfg.min_corpus_size, cfg.max_squeezed_fraction,
+                        cfg.max_edge_speech_s)
     mismatched = detect_mismatches(results, rule, {u.id: u.speaker for u in utts})
     if results:
         median = statistics.median(r.score_per_frame for r in results.values())
         report.extra["median_score_per_frame"] = round(median, 2)
+        deficits = [r.fit_deficit for r in results.values() if r.fit_deficit is not None]
+        report.extra["median_fit_deficit"] = round(statistics.median(deficits), 2) if deficits else None
+        # the fit rules cannot judge these; the edge and squeeze rules still apply
+        report.extra["num_no_free_decode"] = len(results) - len(deficits)
     by_id = {u.id: u for u in utts}
     aligned = []
     for utt_id, res in results.items():
@@ -90,7 +95,9 @@ def align_manifest(utts: list[Utterance], cfg: AlignConfig, report: StageReport)
         if utt_id in mismatched:
             report.fail(utt_id, mismatched[utt_id], u.audio_path)
             continue
-        meta = {**u.meta, "align": {"method": "pocketsphinx", "score_per_frame": round(res.score_per_frame, 2)}}
+        deficit = None if res.fit_deficit is None else round(res.fit_deficit, 2)
+        meta = {**u.meta, "align": {"method": "pocketsphinx", "score_per_frame": round(res.score_per_frame, 2),
+                                    "fit_deficit": deficit}}
         aligned.append(_with_spans(u, res.words, res.phones, meta))
     return aligned
 
