@@ -12,6 +12,8 @@ squares GAN plus L1 feature matching over every intermediate map.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
@@ -25,7 +27,7 @@ class PeriodDiscriminator(nn.Module):
         self.period = period
         channels = [1, width, 4 * width, 16 * width, 32 * width]
         self.convs = nn.ModuleList(weight_norm(nn.Conv2d(a, b, (5, 1), (3, 1), padding=(2, 0)))
-                                   for a, b in zip(channels[:-1], channels[1:], strict=True))
+                                   for a, b in itertools.pairwise(channels))
         self.convs.append(weight_norm(nn.Conv2d(channels[-1], channels[-1], (5, 1), padding=(2, 0))))
         self.post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), padding=(1, 0)))
 

@@ -103,9 +103,9 @@ def train_hifigan(cfg: VocoderConfig) -> StageReport:
 
         losses.append(mel_l1.item())
         if (step + 1) % h.log_every == 0 or step + 1 == cfg.steps:
-            log.write(step + 1, {"loss": round(loss_g.item(), 4), "mel_l1": round(losses[-1], 4), "loss_d": round(loss_d.item(), 4),
-                                 "adv": round(adv.item(), 4), "fm": round(fm.item(), 4),
-                                 "duration_mse": round(dur_mse.item(), 4), "lr": opt_g.param_groups[0]["lr"]})
+            values = {"loss": loss_g, "mel_l1": mel_l1, "loss_d": loss_d, "adv": adv, "fm": fm, "duration_mse": dur_mse}
+            log.write(step + 1, {**{k: round(v.item(), 4) for k, v in values.items()},
+                                 "lr": opt_g.param_groups[0]["lr"]})
         out_of_time = h.time_budget_s > 0 and time.perf_counter() - began > h.time_budget_s
         if (step + 1) % h.save_every == 0 or out_of_time:
             _save_checkpoint(cfg, step + 1, vocoder, discs, opt_g, opt_d)

@@ -44,8 +44,10 @@ def _load_pairs(cfg: VocoderConfig, vocoder: UnitVocoder, report: StageReport) -
     for rec in progress(read_unit_shards(cfg.units_dir), desc="vocoder data"):
         if len(pairs) >= cfg.max_utterances:
             break
-        report.items_in += 1
         utt = utterances.get(rec.id)
+        if utt is not None and utt.speaker in cfg.exclude_speakers:
+            continue
+        report.items_in += 1
         if utt is None:
             report.fail(rec.id, f"missing: {cfg.manifest}: no utterance with this id")
             continue
