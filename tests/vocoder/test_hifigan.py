@@ -133,3 +133,20 @@ def test_train_resume_and_load(tmp_path):
     assert [json.loads(x)["step"] for x in (cfg.out_dir / "metrics.jsonl").read_text().splitlines()] == list(
         range(1, 7))
     assert sorted(p.name for p in (cfg.out_dir / "checkpoints").iterdir()) == ["step-0000004", "step-0000006"]
+
+
+def test_streaming_matches_offline_within_the_receptive_field():
+    from koe.vocoder.streaming import receptive_frames, stream_audio
+
+    vocoder = _tiny_vocoder()
+    units, durations = [1, 2, 3, 4, 5, 0, 2], [6, 9, 4, 12, 7, 5, 8]
+    offline = units_to_audio(vocoder, units, durations, speaker="a")
+    exact = np.concatenate(list(stream_audio(vocoder, units, durations, "a", chunk_frames=7)))
+    assert exact.shape == offline.shape
+    assert np.abs(exact - offline).max() < 1e-5
+    assert receptive_frames(vocoder.shape) >= 5
+    chunks = list(stream_audio(vocoder, units, durations, "a", chunk_frames=7, lookahead_frames=0))
+    assert [len(c) for c in chunks[:-1]] == [7 * 160] * (len(chunks) - 1)
+    assert np.abs(np.concatenate(chunks) - offline).max() > 1e-4  # no look-ahead: edges really differ
+    with pytest.raises(KoeInputError, match="empty units"):
+        next(stream_audio(vocoder, [], None, "a"))
