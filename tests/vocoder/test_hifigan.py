@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from koe.config import load_config
+from koe.config import ConfigError, load_config
 from koe.corpus.manifest import Utterance, write_manifest
 from koe.stage import KoeInputError
 from koe.units.shards import UnitRecord, UnitsMeta, write_unit_shard, write_units_meta
@@ -150,3 +150,15 @@ def test_streaming_matches_offline_within_the_receptive_field():
     assert np.abs(np.concatenate(chunks) - offline).max() > 1e-4  # no look-ahead: edges really differ
     with pytest.raises(KoeInputError, match="empty units"):
         next(stream_audio(vocoder, [], None, "a"))
+
+
+def test_shipped_gpu_config_loads_and_validates():
+    from pathlib import Path
+
+    import koe
+
+    path = Path(koe.__file__).parent / "configs" / "vocoder" / "hifigan_gpu.yaml"
+    cfg = load_config(VocoderConfig, path)
+    assert cfg.kind == "hifigan" and cfg.validate() == [] and cfg.hifigan.disc_width == 32
+    with pytest.raises(ConfigError, match="multiply to 80, not the mel hop 160"):
+        load_config(VocoderConfig, path, ["hifigan.upsample_rates=[5,4,4]"])
