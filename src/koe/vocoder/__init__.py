@@ -1,4 +1,9 @@
-"""Units to audio: a baseline units-to-log-mel regressor inverted with Griffin-Lim (see koe.vocoder.train)."""
+"""Units to audio. Two kinds behind one interface (koe.vocoder.registry): the baseline units-to-log-mel regressor
+inverted with Griffin-Lim (koe.vocoder.train) and the neural HiFi-GAN unit vocoder (koe.vocoder.hifigan).
+
+    vocoder = UnitVocoder.load("runs/voc")      # the class named in vocoder.json
+    audio = units_to_audio(vocoder, units, speaker="en-us")
+"""
 
 from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
 from koe.vocoder.model import UnitVocoder
@@ -6,19 +11,12 @@ from koe.vocoder.model import UnitVocoder
 __all__ = ["MelSpec", "UnitVocoder", "griffin_lim", "log_mel", "units_to_audio"]
 
 
-def units_to_audio(vocoder: UnitVocoder, units, durations=None, iterations: int = 48):
-    """Dedup units (+ optional durations in unit frames) -> float32 numpy audio at the mel sample rate.
+def units_to_audio(vocoder, units, durations=None, speaker: str | None = None, iterations: int | None = None):
+    """Dedup units (+ optional durations in unit frames) -> float32 numpy audio at vocoder.sample_rate_hz.
 
-    Without durations each unit gets its mean training duration (saved in vocoder.json by `koe vocoder train`).
+    Without durations the vocoder supplies them (the baseline: each unit's mean training duration; hifigan: its
+    duration predictor). `speaker` picks a voice of a multi-speaker vocoder (None = its first voice); `iterations`
+    sets the baseline's Griffin-Lim iterations. Bad units, durations or speaker raise koe.stage.KoeInputError.
     """
-    import numpy as np
-    import torch
-
-    units = np.asarray(units, dtype=np.int64)
-    if durations is None:
-        means = np.asarray(getattr(vocoder, "mean_duration_frames", None) or [1.0] * vocoder.num_units)
-        durations = np.maximum(1, np.rint(means[units])).astype(np.int64)
-    frames = torch.from_numpy(np.repeat(units, durations))[None]
-    with torch.no_grad():
-        mel = vocoder(vocoder.frames_to_mel_rate(frames))[0]
-    return griffin_lim(mel, vocoder.mel, iterations=iterations).numpy().astype(np.float32)
+    options = {} if iterations is None else {"iterations": iterations}
+    return vocoder.synthesize(units, durations, speaker, **options)

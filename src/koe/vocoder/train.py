@@ -1,6 +1,9 @@
-"""`koe vocoder train`: fit the baseline unit-to-mel vocoder on a manifest and its unit shards.
+"""`koe vocoder train`: fit a unit vocoder on a manifest and its unit shards; `kind` picks the trainer.
 
     koe vocoder train manifest=runs/tiny/synth/manifest.jsonl units_dir=runs/tiny/units out_dir=runs/tiny/vocoder
+    koe vocoder train kind=hifigan ...            # the neural vocoder, koe.vocoder.hifigan_train
+
+The rest of this module is the baseline trainer (kind=baseline).
 
 Writes the vocoder folder (vocoder.json, vocoder.safetensors), a loss curve, a resynthesised sample and the summary.
 The held-out mel L1 in the summary is the honest quality number: Griffin-Lim adds phase artefacts on top.
@@ -43,8 +46,10 @@ def _load_pairs(cfg: VocoderConfig, vocoder: UnitVocoder, report: StageReport) -
     for rec in progress(read_unit_shards(cfg.units_dir), desc="vocoder data"):
         if len(pairs) >= cfg.max_utterances:
             break
-        report.items_in += 1
         utt = utterances.get(rec.id)
+        if utt is not None and utt.speaker in cfg.exclude_speakers:
+            continue
+        report.items_in += 1
         if utt is None:
             report.fail(rec.id, f"missing: {cfg.manifest}: no utterance with this id")
             continue
@@ -86,6 +91,13 @@ def _mean_durations(cfg: VocoderConfig, num_units: int) -> list[float]:
 
 
 def run_vocoder_train(cfg: VocoderConfig) -> StageReport:
+    """Train the vocoder kind the config names (koe.vocoder.registry.TRAINERS)."""
+    from koe.vocoder.registry import trainer_for
+
+    return trainer_for(cfg.kind)(cfg)
+
+
+def train_baseline(cfg: VocoderConfig) -> StageReport:
     from koe.units.shards import load_units_meta
 
     seed_everything(cfg.seed)
