@@ -24,8 +24,8 @@ import torch
 from koe.config import save_config
 from koe.seed import seed_everything
 from koe.stage import StageReport, progress, write_json
-from koe.train.logger import MetricsLogger, plot_step_losses
-from koe.train.schedule import lr_factor
+from koe.training.logger import MetricsLogger, plot_step_losses
+from koe.training.schedule import lr_factor
 from koe.vocoder.config import VocoderConfig
 from koe.vocoder.data import Utterance, load_utterances, sample_batch
 from koe.vocoder.discriminators import (
