@@ -158,7 +158,7 @@ def test_shipped_gpu_config_loads_and_validates():
     import koe
 
     path = Path(koe.__file__).parent / "configs" / "vocoder" / "hifigan_gpu.yaml"
-    cfg = load_config(VocoderConfig, path)
+    cfg = load_config(VocoderConfig, path, ["manifest=m.jsonl", "units_dir=u"])  # the data paths are required
     assert cfg.kind == "hifigan" and cfg.validate() == [] and cfg.hifigan.disc_width == 32
     with pytest.raises(ConfigError, match="multiply to 80, not the mel hop 160"):
         load_config(VocoderConfig, path, ["hifigan.upsample_rates=[5,4,4]"])
