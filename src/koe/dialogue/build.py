@@ -53,8 +53,11 @@ def tiny_plans(cfg: DialogueBuildConfig) -> list[Plan]:
     """Every TinySpeech fact's examples, per the splits in the module docstring (pure: no synthesis)."""
     from koe.tinyspeech import facts
 
-    plans = []
+    plans, taken = [], {s: 0 for s in FACT_SPLITS}
     for f in facts(cfg.fact_seed):
+        taken[f.split] += 1
+        if cfg.num_facts and taken[f.split] > cfg.num_facts:
+            continue
         split = FACT_SPLITS[f.split]
         rng = rng_for(cfg.seed, "dialogue", f.id)
         seen = [cfg.question_voices[int(i)] for i in rng.permutation(len(cfg.question_voices))]

@@ -17,6 +17,7 @@ class DialogueBuildConfig:
     unit_tokenizer: Path | None = field(default=None, metadata={
         "help": "unit tokenizer dir: units of every spoken side (without it examples have audio only)"})
     tinyspeech: bool = field(default=True, metadata={"help": "examples from TinySpeech's facts"})
+    num_facts: int = field(default=0, metadata={"help": "use only the first N facts of each split (0 = all 210)"})
     fact_seed: int = field(default=0, metadata={"help": "seed of TinySpeech's facts (tiny's recipe uses 0)"})
     webquestions: Path | None = field(default=None, metadata={"help": "WebQuestions JSON (real-English path)"})
     triviaqa: Path | None = field(default=None, metadata={"help": "TriviaQA subset JSONL (real-English path)"})
@@ -51,6 +52,6 @@ class DialogueBuildConfig:
             problems.append(f"voices_per_fact={self.voices_per_fact} must be in [1, {len(self.question_voices)}]")
         if not 0 < self.real_eval_fraction < 1:
             problems.append(f"real_eval_fraction={self.real_eval_fraction} must be in (0, 1)")
-        if self.max_seq_len < 8 or self.real_num < 0:
-            problems.append("max_seq_len must be >= 8 and real_num >= 0")
+        if self.max_seq_len < 8 or self.real_num < 0 or self.num_facts < 0:
+            problems.append("max_seq_len must be >= 8, real_num and num_facts >= 0")
         return problems
