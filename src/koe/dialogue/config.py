@@ -26,7 +26,7 @@ class DialogueBuildConfig:
     question_voices: list[str] = field(default_factory=lambda: [
         "en-us", "en+m3", "en-us+f3", "en-gb-scotland+m1", "en-gb-x-rp+f2", "en-029+m5"], metadata={
         "help": "voices asking training questions (tiny's synth voices, so seen)"})
-    heldout_voices: list[str] = field(default_factory=lambda: ["en-gb+m2", "en-us+f4"], metadata={
+    heldout_voices: list[str] = field(default_factory=lambda: ["en-gb-x-rp+m2", "en-us+f4"], metadata={
         "help": "voices asking evaluation questions, never heard in training"})
     answer_voice: str = field(default="en+f5", metadata={"help": "the voice every spoken answer is said in"})
     voices_per_fact: int = field(default=2, metadata={"help": "training questions per heard fact (distinct voices)"})
