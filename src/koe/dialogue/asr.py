@@ -45,7 +45,9 @@ class Transcriber:
             rule = " | ".join(" ".join(_jsgf_word(w) for w in p.split()) for p in self.phrases)
         else:
             rule = "( " + " | ".join(_jsgf_word(w) for w in self.vocabulary) + " )+"
-        self.decoder.add_jsgf_string("loop", f"#JSGF V1.0;\ngrammar loop;\npublic <s> = {rule} ;\n")
+        grammar = f"#JSGF V1.0;\ngrammar loop;\npublic <s> = {rule} ;\n"
+        add = getattr(self.decoder, "add_jsgf_string", None) or self.decoder.set_jsgf_string  # 5.1 renamed it
+        add("loop", grammar)
         self.decoder.activate_search("loop")
 
     def transcribe(self, audio: np.ndarray) -> str:
