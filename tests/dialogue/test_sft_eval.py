@@ -87,3 +87,29 @@ def test_bad_examples_are_listed_and_the_rest_trains(setup, tmp_path):
     assert failures["no-audio"].startswith("missing-audio") and "empty-answer" in failures["empty-answer"]
     assert failures["too-long"].startswith("too-long")
     assert (out / "final" / "config.json").exists()  # the good examples trained
+
+
+def test_generate_spoken_answer_uses_the_tuned_strategy(setup, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
+    from dialogue_helpers import NUM_UNITS
+    from eval_helpers import tiny_unit_tokenizer
+
+    model, examples, vocoder, root = setup
+    out = tmp_path / "sft"
+    assert run_command("sft", [f"model={model}", f"examples={examples}", f"out_dir={out}", "max_steps=1",
+                               "micro_batch_size=2", "strategy.name=parallel", "strategy.delay=1"]) == 0
+    tok = tiny_unit_tokenizer(tmp_path / "tok", num_units=NUM_UNITS)
+    gen = tmp_path / "gen"
+    code = run_command("generate", [str(out / "final"), "task=spoken_answer", f"unit_tokenizer={tok}",
+                                    f"vocoder={vocoder}", f"out_dir={gen}", "max_new_tokens=12",
+                                    f"prompts=[{examples.parent / 'wav' / 'eval-0-q.wav'}]"])
+    assert code == 0
+    sample = gen / "sample_000"
+    assert json.loads((sample / "prompt.json").read_text())["strategy"] == "parallel"
+    assert (sample / "text.txt").exists()
+    units = json.loads((sample / "units.json").read_text())
+    assert all(0 <= u < NUM_UNITS for u in units)
+    assert (sample / "audio.wav").exists() == bool(units)

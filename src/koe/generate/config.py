@@ -13,11 +13,12 @@ class GenerateConfig:
 
     Tasks: `continue` (audio prompt -> more speech), `speech_to_text` (audio prompt -> text), `text_to_speech`
     (text prompt -> speech), `think_then_speak` (text prompt -> text answer, then the answer spoken), `text` (text
-    prompt -> text). Each generated span is constrained to its modality's tokens (plus eos).
+    prompt -> text), `spoken_answer` (audio question -> the answer of a `koe sft` model's strategy, docs/dialogue.md). Each generated span is constrained to its modality's tokens (plus eos).
     """
 
     model: Path = dataclasses.field(default=Path("model"), metadata={"help": "HF model directory with koe tokens"})
-    task: Literal["continue", "speech_to_text", "text_to_speech", "think_then_speak", "text"] = dataclasses.field(
+    task: Literal["continue", "speech_to_text", "text_to_speech", "think_then_speak", "text",
+                  "spoken_answer"] = dataclasses.field(
         default="continue", metadata={"help": "what to generate from what"})
     prompts: list[str] = dataclasses.field(default_factory=list, metadata={
         "help": "audio paths (continue, speech_to_text) or texts (others); or one .txt/.jsonl file of them"})
@@ -40,6 +41,6 @@ class GenerateConfig:
             problems.append("temperature must be >= 0")
         if not 0 < self.top_p <= 1:
             problems.append("top_p must be in (0, 1]")
-        if self.task in ("continue", "speech_to_text") and self.unit_tokenizer is None:
+        if self.task in ("continue", "speech_to_text", "spoken_answer") and self.unit_tokenizer is None:
             problems.append(f"task={self.task} takes audio prompts and needs unit_tokenizer=")
         return problems
