@@ -97,7 +97,7 @@ def test_generate_spoken_answer_uses_the_tuned_strategy(setup, tmp_path):
     from dialogue_helpers import NUM_UNITS
     from eval_helpers import tiny_unit_tokenizer
 
-    model, examples, vocoder, root = setup
+    model, examples, vocoder, _ = setup
     out = tmp_path / "sft"
     assert run_command("sft", [f"model={model}", f"examples={examples}", f"out_dir={out}", "max_steps=1",
                                "micro_batch_size=2", "strategy.name=parallel", "strategy.delay=1"]) == 0

@@ -6,7 +6,8 @@
     Transcriber().transcribe(wav)                       # open vocabulary: pocketsphinx's en-us LM and dictionary
 
 Three modes. With `phrases` the decoder picks exactly one of them (a closed-set recogniser: how `koe eval s2s`
-scores TinySpeech answers, whose names no English LM knows; chance is 1/len(phrases)). With a `vocabulary` the decoder searches a JSGF word loop over exactly those words (any number, any
+scores TinySpeech answers, whose names no English LM knows; chance is 1/len(phrases)).
+With a `vocabulary` the decoder searches a JSGF word loop over exactly those words (any number, any
 order, no language model), so invented TinySpeech names that no English dictionary or LM knows can be recognised;
 pronunciations come from the CMU dictionary, else from espeak through koe.align.g2p. Without one it uses
 pocketsphinx's bundled en-us trigram LM (the real-English path: WebQuestions, TriviaQA). Audio is dithered exactly

@@ -63,7 +63,8 @@ def tiny_plans(cfg: DialogueBuildConfig) -> list[Plan]:
         seen = [cfg.question_voices[int(i)] for i in rng.permutation(len(cfg.question_voices))]
         held = cfg.heldout_voices[int(rng.integers(len(cfg.heldout_voices)))]
 
-        def plan(suffix: str, data_split: str, modality: str, voice_split: str, voice: str | None) -> Plan:
+        def plan(suffix: str, data_split: str, modality: str, voice_split: str, voice: str | None,
+                 f=f, split=split) -> Plan:
             return Plan(f"tiny-{f.id}-{suffix}", "tinyspeech", data_split, modality, split, voice_split,
                         f.question, f.answer, (f.answer,), voice)
 

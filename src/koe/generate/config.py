@@ -13,7 +13,8 @@ class GenerateConfig:
 
     Tasks: `continue` (audio prompt -> more speech), `speech_to_text` (audio prompt -> text), `text_to_speech`
     (text prompt -> speech), `think_then_speak` (text prompt -> text answer, then the answer spoken), `text` (text
-    prompt -> text), `spoken_answer` (audio question -> the answer of a `koe sft` model's strategy, docs/dialogue.md). Each generated span is constrained to its modality's tokens (plus eos).
+    prompt -> text), `spoken_answer` (audio question -> the answer of a `koe sft` model's strategy, see
+    docs/dialogue.md). Each generated span is constrained to its modality's tokens (plus eos).
     """
 
     model: Path = dataclasses.field(default=Path("model"), metadata={"help": "HF model directory with koe tokens"})

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from koe.strategies.base import (Answer, Bundle, Clock, Sequence, Strategy, Tokens, generate_text, question_string,
-                                 text_ids, text_sequence)
+from koe.strategies.base import (
+    Answer,
+    Bundle,
+    Clock,
+    Sequence,
+    Strategy,
+    Tokens,
+    generate_text,
+    question_string,
+    text_ids,
+    text_sequence,
+)
 
 
 class Cascade(Strategy):

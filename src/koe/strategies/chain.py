@@ -11,8 +11,20 @@ from __future__ import annotations
 
 import torch
 
-from koe.strategies.base import (Answer, Bundle, Clock, Sequence, Strategy, Tokens, decode_text, greedy_decode,
-                                 id_mask, masked_argmax, speech_prompt, with_response)
+from koe.strategies.base import (
+    Answer,
+    Bundle,
+    Clock,
+    Sequence,
+    Strategy,
+    Tokens,
+    decode_text,
+    greedy_decode,
+    id_mask,
+    masked_argmax,
+    speech_prompt,
+    with_response,
+)
 
 
 class ChainOfModality(Strategy):

@@ -12,8 +12,20 @@ from __future__ import annotations
 
 import torch
 
-from koe.strategies.base import (Answer, Bundle, Clock, Sequence, Strategy, Tokens, decode_text, greedy_decode,
-                                 id_mask, masked_argmax, speech_prompt, with_response)
+from koe.strategies.base import (
+    Answer,
+    Bundle,
+    Clock,
+    Sequence,
+    Strategy,
+    Tokens,
+    decode_text,
+    greedy_decode,
+    id_mask,
+    masked_argmax,
+    speech_prompt,
+    with_response,
+)
 
 
 def interleave(text: list[int], speech: list[int], n: int, m: int, speech_marker: int, text_marker: int,
@@ -36,7 +48,7 @@ def interleave(text: list[int], speech: list[int], n: int, m: int, speech_marker
             take = m if i < len(text) else len(speech) - j
             out += speech[j: j + take]
             j += take
-    return out + [eos]
+    return [*out, eos]
 
 
 class Interleaved(Strategy):

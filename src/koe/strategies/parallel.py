@@ -17,8 +17,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from koe.strategies.base import (IGNORE, Answer, Bundle, Clock, Sequence, Strategy, Tokens, decode_text, id_mask,
-                                 masked_argmax, pad_rows, speech_prompt)
+from koe.strategies.base import (
+    IGNORE,
+    Answer,
+    Bundle,
+    Clock,
+    Sequence,
+    Strategy,
+    Tokens,
+    decode_text,
+    id_mask,
+    masked_argmax,
+    pad_rows,
+    speech_prompt,
+)
 
 
 def streams(t: Tokens, vocab, delay: int) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -57,7 +69,7 @@ class Parallel(Strategy):
     def extra_modules(self, lm, vocab) -> torch.nn.ModuleDict:
         w = lm.get_output_embeddings().weight
         head = torch.nn.Linear(w.shape[1], vocab.total_units + 2, bias=False)
-        rows = list(range(vocab.unit_offset, vocab.unit_offset + vocab.total_units)) + [vocab.eos_id, vocab.pad_id]
+        rows = [*range(vocab.unit_offset, vocab.unit_offset + vocab.total_units), vocab.eos_id, vocab.pad_id]
         with torch.no_grad():
             head.weight.copy_(w.detach()[rows].float())
         return torch.nn.ModuleDict({"speech_head": head})

@@ -16,8 +16,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from koe.strategies.base import (IGNORE, Answer, Bundle, Clock, Sequence, Strategy, Tokens, generate_text, pad_rows,
-                                 speech_prompt, with_response)
+from koe.strategies.base import (
+    IGNORE,
+    Answer,
+    Bundle,
+    Clock,
+    Sequence,
+    Strategy,
+    Tokens,
+    generate_text,
+    pad_rows,
+    speech_prompt,
+    with_response,
+)
 
 
 def ctc_collapse(frames: list[int], blank: int) -> list[int]:
@@ -43,7 +54,7 @@ class UnitDecoder(torch.nn.Module):
 
     def forward(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """h [B, T, H] (T text positions, right-padded), lengths [B] -> logits [B, T * upsample, units + 1]."""
-        b, t, d = h.shape
+        t = h.shape[1]
         x = h.repeat_interleave(self.upsample, dim=1) + self.offset.weight.repeat(t, 1)[None]
         frames = torch.arange(t * self.upsample, device=h.device)[None]
         x = self.layer(x, src_key_padding_mask=frames >= (lengths[:, None] * self.upsample))
