@@ -113,18 +113,21 @@ def real_plans(cfg: DialogueBuildConfig, report: StageReport) -> list[Plan]:
 
 
 class _Speaker:
-    """Speaks each (text, voice) once, writes its WAV, and keeps its units (None without a unit tokenizer)."""
+    """Speaks each (text, voice) once and writes its WAV; `encode` then gives every side its units in batches
+    (one call per side cost more than the synthesis itself with the phonetic tokenizer)."""
 
     def __init__(self, cfg: DialogueBuildConfig):
         self.cfg, self.out = cfg, Path(cfg.out_dir)
-        self.done: dict[tuple[str, str], tuple[str, list[int] | None]] = {}
+        self.done: dict[tuple[str, str], str] = {}
+        self.audio: dict[str, np.ndarray] = {}
+        self.units: dict[str, list[int]] = {}
         self.unit_tok = None
         if cfg.unit_tokenizer is not None:
             from koe.units.tokenizer import UnitTokenizer
 
             self.unit_tok = UnitTokenizer.load(cfg.unit_tokenizer)
 
-    def say(self, text: str, voice: str) -> tuple[str, list[int] | None]:
+    def say(self, text: str, voice: str) -> str:
         key = (text, voice)
         if key not in self.done:
             from koe.bench.draft import safe_id
@@ -136,11 +139,18 @@ class _Speaker:
             rel = f"{WAV_DIR}/{safe_id(voice)}/{safe_id(text)[:80]}-{len(self.done):05d}.wav"
             (self.out / rel).parent.mkdir(parents=True, exist_ok=True)
             sf.write(self.out / rel, audio, 16000, subtype="PCM_16")
-            units = None
-            if self.unit_tok is not None:
-                units = [int(u) for u in self.unit_tok.encode_audio(audio)[0]]
-            self.done[key] = (rel, units)
+            self.done[key], self.audio[rel] = rel, audio
         return self.done[key]
+
+    def encode(self, batch: int = 32) -> None:
+        if self.unit_tok is None:
+            return
+        rels = list(self.audio)
+        for start in progress(range(0, len(rels), batch), desc="dialogue units", unit="batch"):
+            chunk = rels[start: start + batch]
+            for rel, (units, _) in zip(chunk, self.unit_tok.encode_batch([self.audio[r] for r in chunk]),
+                                       strict=True):
+                self.units[rel] = [int(u) for u in units]
 
 
 def estimated_tokens(ex: DialogueExample) -> int:
@@ -150,16 +160,23 @@ def estimated_tokens(ex: DialogueExample) -> int:
 
 
 def make_example(p: Plan, speaker: _Speaker, cfg: DialogueBuildConfig) -> DialogueExample:
+    """The example with its sides spoken (units come later, from `_Speaker.encode`)."""
     ex = DialogueExample(p.id, p.source, p.split, p.modality, p.fact_split, p.voice_split, p.question, p.answer,
                          list(p.references))
     if not p.answer.strip():
         raise KoeInputError(f"empty-answer: {p.id}: the answer text is empty")
     if p.modality == "speech":
-        ex.question_audio, ex.question_units = speaker.say(p.question, str(p.voice))
-        ex.answer_audio, ex.answer_units = speaker.say(p.answer, cfg.answer_voice)
+        ex.question_audio = speaker.say(p.question, str(p.voice))
+        ex.answer_audio = speaker.say(p.answer, cfg.answer_voice)
         ex.question_voice, ex.answer_voice = p.voice, cfg.answer_voice
+    return ex
+
+
+def finish_example(ex: DialogueExample, speaker: _Speaker, cfg: DialogueBuildConfig) -> DialogueExample:
+    if ex.modality == "speech" and speaker.unit_tok is not None:
+        ex.question_units, ex.answer_units = speaker.units[ex.question_audio], speaker.units[ex.answer_audio]
     if estimated_tokens(ex) > cfg.max_seq_len:
-        raise KoeInputError(f"too-long: {p.id}: about {estimated_tokens(ex)} tokens do not fit "
+        raise KoeInputError(f"too-long: {ex.id}: about {estimated_tokens(ex)} tokens do not fit "
                             f"max_seq_len={cfg.max_seq_len}")
     return ex
 
@@ -171,13 +188,20 @@ def run_dialogue_build(cfg: DialogueBuildConfig) -> StageReport:
     plans = (tiny_plans(cfg) if cfg.tinyspeech else []) + real_plans(cfg, report)
     report.items_in = len(plans) + len(report.failures)
     speaker = _Speaker(cfg)
-    examples = []
+    spoken = []
     for p in progress(plans, desc="dialogue build", unit="ex"):
         try:
-            examples.append(make_example(p, speaker, cfg))
-            report.ok()
+            spoken.append(make_example(p, speaker, cfg))
         except KoeInputError as e:
             report.fail(p.id, str(e))
+    speaker.encode()
+    examples = []
+    for ex in spoken:
+        try:
+            examples.append(finish_example(ex, speaker, cfg))
+            report.ok()
+        except KoeInputError as e:
+            report.fail(ex.id, str(e))
     if not examples:
         report.fail("dialogue build", "no-examples: nothing was built")
     write_examples(out / EXAMPLES_FILE, examples)
