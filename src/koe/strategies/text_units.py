@@ -114,5 +114,7 @@ class TextDrivenUnits(Strategy):
         h = bundle.lm.get_decoder()(input_ids=full).last_hidden_state
         frames = self._frames(bundle, h, [len(prompt)], [len(ids)])[0].argmax(-1).tolist()
         units = ctc_collapse(frames, bundle.vocab.total_units)
+        if not units:  # blanks only: no audio, so no first-audio time either
+            return Answer(text, [], None, None, None)
         clock.mark()
         return Answer(text, units, None, len(ids) + 1, clock.first)
