@@ -13,12 +13,14 @@ class GenerateConfig:
 
     Tasks: `continue` (audio prompt -> more speech), `speech_to_text` (audio prompt -> text), `text_to_speech`
     (text prompt -> speech), `think_then_speak` (text prompt -> text answer, then the answer spoken), `text` (text
-    prompt -> text). Each generated span is constrained to its modality's tokens (plus eos). The model's own unit
+    prompt -> text), `spoken_answer` (audio question -> the answer of a `koe sft` model's strategy, see
+    docs/dialogue.md). Each generated span is constrained to its modality's tokens (plus eos). The model's own unit
     tokenizer (model/unit_tokenizer) encodes audio prompts and undoes unit BPE before the vocoder.
     """
 
     model: Path = dataclasses.field(default=Path("model"), metadata={"help": "HF model directory with koe tokens"})
-    task: Literal["continue", "speech_to_text", "text_to_speech", "think_then_speak", "text"] = dataclasses.field(
+    task: Literal["continue", "speech_to_text", "text_to_speech", "think_then_speak", "text",
+                  "spoken_answer"] = dataclasses.field(
         default="continue", metadata={"help": "what to generate from what"})
     prompts: list[str] = dataclasses.field(default_factory=list, metadata={
         "help": "audio paths (continue, speech_to_text) or texts (others); or one .txt/.jsonl file of them"})

@@ -77,6 +77,10 @@ def load_vocoder(cfg: GenerateConfig, lm: SpeechTextLM):
 
 
 def run_generate(cfg: GenerateConfig) -> StageReport:
+    if cfg.task == "spoken_answer":  # a `koe sft` model answers with its own strategy (koe.strategies)
+        from koe.strategies.generate import run_spoken_answer
+
+        return run_spoken_answer(cfg)
     prompts = _prompts(cfg)
     report = StageReport("generate", cfg.out_dir, items_in=len(prompts))
     save_config(cfg, cfg.out_dir)

@@ -34,7 +34,8 @@ class RecipeConfig:
     """Run a recipe: a built-in name (e.g. `tiny`) or the path of a recipe YAML."""
 
     recipe: str = dataclasses.field(default="tiny", metadata={"help": "built-in name or path to a recipe YAML"})
-    out_dir: Path = dataclasses.field(default=Path("runs/tiny"), metadata={"help": "folder for every step's outputs"})
+    out_dir: Path | None = dataclasses.field(default=None, metadata={
+        "help": "folder for every step's outputs (default runs/<recipe name>)"})
     only: list[str] = dataclasses.field(default_factory=list, metadata={"help": "run only these steps"})
     skip: list[str] = dataclasses.field(default_factory=list, metadata={"help": "skip these steps"})
     keep_going: bool = dataclasses.field(
@@ -80,6 +81,8 @@ def run_recipe(cfg: RecipeConfig) -> StageReport:
     from koe.cli import run_command
 
     spec = load_recipe(cfg.recipe)
+    if cfg.out_dir is None:
+        cfg.out_dir = Path("runs") / Path(cfg.recipe).stem
     out = str(cfg.out_dir)
     steps = [s for s in spec["steps"] if (not cfg.only or s["name"] in cfg.only) and s["name"] not in cfg.skip]
     report = StageReport("run", cfg.out_dir, items_in=len(steps))

@@ -1,0 +1,182 @@
+"""`koe eval s2s` (task spoken_qa_s2s): spoken questions answered in speech, scored through ASR.
+
+    koe eval s2s model=runs/dialogue/sft/interleaved/final examples=runs/dialogue/data \
+        vocoder=runs/dialogue/vocoder out_dir=runs/dialogue/eval/interleaved
+
+For each evaluation example: (1) the text question answered in text (`qa_text`), (2) the spoken question answered
+by the model's strategy, whose text part is scored (`qa_speech_text`), (3) its units vocoded with koe's vocoder (the
+cascade speaks with espeak) and transcribed with pocketsphinx (koe.dialogue.asr), the transcript scored
+(`qa_speech_speech`). Scores are SQuAD-normalised exact match against the references. Also: speech/text ratio =
+qa_speech_speech / qa_speech_text (how much of its own text accuracy an answer keeps in speech, Wu et al.'s gap),
+own-text WER (the spoken answer's transcript against the model's own text answer: does it say what it wrote?),
+and first audio: generated tokens and milliseconds until the first unit is out and its first `first_chunk_units`
+are vocoded. An empty or undecodable answer counts as wrong and is listed in eval_s2s_failures.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from koe.config import save_config, to_dict
+from koe.dialogue.examples import DialogueExample, read_examples
+from koe.eval.s2s_config import S2SEvalConfig
+from koe.eval.scoring import exact_match, normalize_answer
+from koe.stage import KoeInputError, StageReport, atomic_write_text, progress, write_json
+from koe.strategies.base import example_tokens, generate_text, text_prompt
+from koe.strategies.loading import load_bundle
+from koe.strategies.options import StrategyOptions
+
+RESULTS_FILE = "results.json"
+
+
+def word_error_rate(hypothesis: str, reference: str) -> float:
+    """Word-level Levenshtein distance / reference words, on SQuAD-normalised text (1.0 for an empty hypothesis)."""
+    hyp, ref = normalize_answer(hypothesis).split(), normalize_answer(reference).split()
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[len(hyp)] / len(ref)
+
+
+def _examples(cfg: S2SEvalConfig, report: StageReport) -> list[DialogueExample]:
+    path = cfg.examples / "examples.jsonl" if cfg.examples.is_dir() else cfg.examples
+    out = []
+    for where, ex in read_examples(path):
+        if isinstance(ex, KoeInputError):
+            report.fail(where, str(ex), path=path)
+        elif ex.split == cfg.split and ex.modality == "speech":
+            out.append(ex)
+    return out[: cfg.max_examples] if cfg.max_examples else out
+
+
+def _answer_asr(cfg: S2SEvalConfig, examples: list[DialogueExample]):
+    from koe.dialogue.asr import Transcriber
+
+    closed = cfg.answer_asr == "closed" or (cfg.answer_asr == "auto" and
+                                            all(e.source == "tinyspeech" for e in examples))
+    return Transcriber(phrases=[normalize_answer(r) for e in examples for r in e.references]) if closed \
+        else Transcriber(), "closed" if closed else "open"
+
+
+def _vocode(vocoder, units: list[int]) -> np.ndarray | None:
+    from koe.vocoder import units_to_audio
+
+    units = [u for u in units if u < vocoder.num_units]
+    return units_to_audio(vocoder, units) if units else None
+
+
+def run_spoken_qa_s2s(cfg: S2SEvalConfig) -> StageReport:
+    from koe.audio import TARGET_SAMPLE_RATE_HZ
+
+    out = Path(cfg.out_dir)
+    report = StageReport("eval s2s", out)
+    save_config(cfg, out)
+    examples = _examples(cfg, report)
+    if not examples:
+        raise KoeInputError(f"no-examples: {cfg.examples}: no speech example in split {cfg.split!r}")
+    bundle, strategy = load_bundle(cfg.model, cfg.device, StrategyOptions(name=cfg.strategy) if cfg.strategy
+                                   else None)
+    vocoder = None
+    if cfg.vocoder is not None:
+        from koe.vocoder import UnitVocoder
+
+        vocoder = UnitVocoder.load(cfg.vocoder)
+    elif strategy.name != "cascade":
+        raise KoeInputError(f"no-vocoder: strategy {strategy.name} answers in units; give vocoder=")
+    asr, asr_mode = _answer_asr(cfg, examples)
+    root = (cfg.examples if cfg.examples.is_dir() else cfg.examples.parent)
+    report.items_in = len(examples)
+    rows, text_cache = [], {}
+    for k, ex in enumerate(progress(examples, desc=f"eval s2s {strategy.name}", unit="q")):
+        torch.manual_seed(k)
+        row = {"id": ex.id, "fact_split": ex.fact_split, "voice_split": ex.voice_split, "references": ex.references}
+        try:
+            t = example_tokens(ex, bundle.tokenizer, bundle.vocab)
+            if ex.question_text not in text_cache:
+                text_cache[ex.question_text] = generate_text(bundle, text_prompt(t, bundle.vocab),
+                                                             cfg.max_new_tokens)[0]
+            row["text_answer"] = text_cache[ex.question_text]
+            ans = strategy.answer(bundle, t, ex, root, cfg.max_new_tokens)
+        except KoeInputError as e:
+            report.fail(ex.id, str(e))
+            rows.append({**row, "error": str(e)})
+            continue
+        row.update({"speech_in_text": ans.text, "transcript_in": ans.transcript, "units": ans.units,
+                    "first_audio_tokens": ans.first_audio_tokens})
+        audio, first_ms = ans.audio, None
+        if audio is None and ans.units and vocoder is not None:
+            start = time.perf_counter()
+            _vocode(vocoder, ans.units[: cfg.first_chunk_units])
+            chunk_s = time.perf_counter() - start
+            audio = _vocode(vocoder, ans.units)
+            first_ms = 1000 * (ans.first_audio_s + chunk_s) if ans.first_audio_s is not None else None
+        elif audio is not None and ans.first_audio_s is not None:
+            first_ms = 1000 * ans.first_audio_s
+        row["first_audio_ms"] = first_ms
+        if audio is None or audio.size == 0:
+            report.fail(ex.id, "empty-speech: the answer has no units/audio (counted wrong)")
+            row["heard"] = ""
+        else:
+            row["heard"] = asr.transcribe(audio)
+            if not row["heard"]:
+                report.fail(ex.id, "undecodable: pocketsphinx heard nothing in the spoken answer (counted wrong)")
+            if cfg.save_wavs < 0 or k < cfg.save_wavs:
+                sr = vocoder.sample_rate_hz if ans.audio is None else TARGET_SAMPLE_RATE_HZ
+                (out / "wav").mkdir(parents=True, exist_ok=True)
+                sf.write(out / "wav" / f"{ex.id}.wav", audio, sr)
+        rows.append(row)
+        report.ok()
+    summary = summarise(rows)
+    results = {"task": "spoken_qa_s2s", "model": cfg.model, "strategy": strategy.name,
+               "strategy_options": to_dict(strategy.options), "answer_asr": asr_mode, **summary,
+               "config": to_dict(cfg)}
+    write_json(out / RESULTS_FILE, results)
+    atomic_write_text(out / "answers.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    report.extra.update({k: v for k, v in summary.items() if not isinstance(v, dict)})
+    return report.finish()
+
+
+def _score(rows: list[dict]) -> dict:
+    def rate(key: str) -> float | None:
+        return float(np.mean([exact_match(r.get(key) or "", r["references"]) for r in rows])) if rows else None
+
+    return {"qa_text": rate("text_answer"), "qa_speech_text": rate("speech_in_text"),
+            "qa_speech_speech": rate("heard"), "num": len(rows)}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Accuracies overall and per fact split, ratio, own-text WER and first-audio means; failed rows count wrong."""
+    overall = _score(rows)
+    by_split = defaultdict(list)
+    for r in rows:
+        by_split[r["fact_split"]].append(r)
+    answered = [r for r in rows if "error" not in r]
+    st, ss = overall["qa_speech_text"], overall["qa_speech_speech"]
+    wers = [word_error_rate(r["heard"], r["speech_in_text"]) for r in answered]
+    tokens = [r["first_audio_tokens"] for r in answered if r.get("first_audio_tokens") is not None]
+    ms = [r["first_audio_ms"] for r in answered if r.get("first_audio_ms") is not None]
+    return {**overall, "speech_text_ratio": ss / st if st else None,
+            "own_text_wer": float(np.mean(wers)) if wers else None,
+            "first_audio_tokens": float(np.mean(tokens)) if tokens else None,
+            "first_audio_ms": float(np.mean(ms)) if ms else None,
+            "num_without_audio": sum(1 for r in rows if not r.get("heard")),
+            "by_split": {s: _score(v) for s, v in sorted(by_split.items())},
+            "by_voice": {s: _score(v) for s, v in sorted(_group(rows, "voice_split").items())}}
+
+
+def _group(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    out = defaultdict(list)
+    for r in rows:
+        out[r[key]].append(r)
+    return out

@@ -1,0 +1,115 @@
+"""koe sft and koe eval s2s end to end on a 2-layer CPU model, every strategy; resume; bad examples listed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dialogue_helpers import random_vocoder, tiny_model, write_dialogue
+
+from koe.cli import run_command
+from koe.config import load_config
+from koe.sft.config import SftConfig
+from koe.sft.loop import run_sft
+
+STRATEGIES = ["chain_of_modality", "interleaved", "parallel", "text_units", "cascade"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dlg")
+    return tiny_model(root / "model"), write_dialogue(root / "data"), random_vocoder(root / "vocoder"), root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_sft_then_eval_s2s(setup, name):
+    model, examples, vocoder, root = setup
+    out = root / f"sft-{name}"
+    code = run_command("sft", [f"model={model}", f"examples={examples}", f"out_dir={out}", f"strategy.name={name}",
+                               "max_steps=3", "micro_batch_size=4", "text_ratio=0.5", "strategy.delay=1",
+                               "strategy.upsample=4", "log_every=1"])
+    assert code == 0
+    final = out / "final"
+    assert (final / "config.json").exists() and json.loads((final / "koe_strategy.json").read_text())["name"] == name
+    assert (final / "strategy_modules.safetensors").exists() == (name in ("parallel", "text_units"))
+    losses = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and all(x > 0 for x in losses)
+    ev = root / f"eval-{name}"
+    code = run_command("eval s2s", [str(final), f"examples={examples}", f"vocoder={vocoder}", f"out_dir={ev}",
+                                    "max_new_tokens=24"])
+    res = json.loads((ev / "results.json").read_text())
+    assert res["strategy"] == name and res["num"] == 4
+    for key in ("qa_text", "qa_speech_text", "qa_speech_speech"):
+        assert 0.0 <= res[key] <= 1.0
+    answers = [json.loads(x) for x in (ev / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 4
+    failures = (ev / "eval_s2s_failures.jsonl").read_text().splitlines()
+    silent = [a for a in answers if not a.get("heard")]
+    assert len(failures) >= len(silent)  # every answer heard as nothing is listed, never dropped
+    assert code == (1 if failures else 0)
+
+
+def test_sft_resumes_from_checkpoint(setup):
+    model, examples, _, root = setup
+    out = root / "resume"
+    base = [f"model={model}", f"examples={examples}", f"out_dir={out}", "strategy.name=interleaved",
+            "micro_batch_size=2", "log_every=1"]
+    assert run_command("sft", [*base, "max_steps=2"]) == 0
+    report = run_sft(load_config(SftConfig, None, [*base, "max_steps=4", "resume_from=auto"]))
+    assert report.extra["steps"] == 4
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_bad_examples_are_listed_and_the_rest_trains(setup, tmp_path):
+    model, _, _, _ = setup
+    good = write_dialogue(tmp_path / "data", n=2, bad={
+        "missing": {"id": "no-audio", "source": "tinyspeech", "split": "train", "modality": "speech",
+                    "fact_split": "heard", "voice_split": "seen", "question_text": "who is the king ?",
+                    "answer_text": "bemo", "references": ["bemo"], "question_audio": "wav/none.wav",
+                    "question_units": [1, 2], "answer_audio": "wav/none2.wav", "answer_units": [3]},
+        "empty": {"id": "empty-answer", "source": "tinyspeech", "split": "train", "modality": "text",
+                  "fact_split": "heard", "voice_split": "none", "question_text": "who is the king ?",
+                  "answer_text": " ", "references": []},
+        "long": {"id": "too-long", "source": "tinyspeech", "split": "train", "modality": "speech",
+                 "fact_split": "heard", "voice_split": "seen", "question_text": "who is the king ?",
+                 "answer_text": "bemo", "references": ["bemo"], "question_audio": "wav/train-0-q.wav",
+                 "question_units": [1] * 300, "answer_audio": "wav/train-0-a.wav", "answer_units": [3]},
+    })
+    out = tmp_path / "sft"
+    code = run_command("sft", [f"model={model}", f"examples={good}", f"out_dir={out}", "max_steps=1",
+                               "micro_batch_size=2", "max_seq_len=200"])
+    assert code == 1
+    failures = {json.loads(x)["item"]: json.loads(x)["reason"] for x in
+                (out / "sft_failures.jsonl").read_text().splitlines()}
+    assert failures.keys() == {"no-audio", "empty-answer", "too-long"}
+    assert failures["no-audio"].startswith("missing-audio") and "empty-answer" in failures["empty-answer"]
+    assert failures["too-long"].startswith("too-long")
+    assert (out / "final" / "config.json").exists()  # the good examples trained
+
+
+def test_generate_spoken_answer_uses_the_tuned_strategy(setup, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
+    from dialogue_helpers import NUM_UNITS
+    from eval_helpers import tiny_unit_tokenizer
+
+    model, examples, vocoder, _ = setup
+    out = tmp_path / "sft"
+    assert run_command("sft", [f"model={model}", f"examples={examples}", f"out_dir={out}", "max_steps=1",
+                               "micro_batch_size=2", "strategy.name=parallel", "strategy.delay=1"]) == 0
+    tok = tiny_unit_tokenizer(tmp_path / "tok", num_units=NUM_UNITS)
+    gen = tmp_path / "gen"
+    code = run_command("generate", [str(out / "final"), "task=spoken_answer", f"unit_tokenizer={tok}",
+                                    f"vocoder={vocoder}", f"out_dir={gen}", "max_new_tokens=12",
+                                    f"prompts=[{examples.parent / 'wav' / 'eval-0-q.wav'}]"])
+    assert code == 0
+    sample = gen / "sample_000"
+    assert json.loads((sample / "prompt.json").read_text())["strategy"] == "parallel"
+    assert (sample / "text.txt").exists()
+    units = json.loads((sample / "units.json").read_text())
+    assert all(0 <= u < NUM_UNITS for u in units)
+    assert (sample / "audio.wav").exists() == bool(units)
