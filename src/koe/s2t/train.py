@@ -118,7 +118,7 @@ def examples(cfg: S2TTrainConfig, records, audio: dict):
 
 
 def run_s2t_train(cfg: S2TTrainConfig) -> StageReport:
-    from koe.echox.data import read_qa
+    from koe.s2t.records import read_qa
 
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out_dir)
