@@ -74,6 +74,7 @@ def _scaled_down_small(tmp_path):
         "data_text": {"text": ["tinyspeech:300"], "text_tokenizer": "train:400", "max_seq_len": 256},
         "data_speech": {"max_seq_len": 256},
         "data_interleaved": {"text": ["tinyspeech:300"], "max_seq_len": 256},
+        "data_paired": {"text": ["tinyspeech:300"], "max_seq_len": 256},
         "bench": {"tiny_num": 4, "voices": ["en-us"], "kinds": ["lexical", "syntactic", "semantic", "qa"]},
     }
     spec["steps"] = [s for s in spec["steps"] if not s["name"].endswith(("_m", "_l"))]
@@ -102,6 +103,7 @@ def test_scaled_down_small_recipe_gives_the_scaling_table(tmp_path):
     assert report.failures == [], report.failures
     table = (out / "report" / "results.md").read_text()
     assert "## Scaling" in table and "| interleaved_s |" in table and "| speech_only_s |" in table
+    assert "| paired_s |" in table  # the pairing experiment: interleaved + paired documents, same budget
     params = json.loads((out / "interleaved_s" / "train_summary.json").read_text())["num_params"]
     assert 0 < params < 1_000_000  # the 2-layer model, initialised from the recipe's own text LM
 
