@@ -27,7 +27,7 @@ class S2SEvalConfig:
         "help": "how spoken answers are transcribed: closed = pick one of every reference answer of the examples "
                 "(TinySpeech's invented names), open = pocketsphinx's en-us LM; auto = closed for tinyspeech"})
     max_new_tokens: int = field(default=160, metadata={"help": "per answer (text and units together)"})
-    max_examples: int = field(default=0, metadata={"help": "answer only the first N examples (0 = all)"})
+    max_examples: int = field(default=0, metadata={"help": "answer N examples evenly spaced over the split (0 = all)"})
     first_chunk_units: int = field(default=10, metadata={
         "help": "units vocoded for the first audio (its time is added to first-audio ms)"})
     save_wavs: int = field(default=40, metadata={"help": "keep the WAVs of the first N answers (-1 = all)"})

@@ -57,7 +57,12 @@ def _examples(cfg: S2SEvalConfig, report: StageReport) -> list[DialogueExample]:
             report.fail(where, str(ex), path=path)
         elif ex.split == cfg.split and ex.modality == "speech":
             out.append(ex)
-    return out[: cfg.max_examples] if cfg.max_examples else out
+    if not cfg.max_examples or cfg.max_examples >= len(out):
+        return out
+    # Evenly spaced rather than the first N: the file is ordered by fact and voice, so a prefix would hold one
+    # fact split and one voice.
+    step = len(out) / cfg.max_examples
+    return [out[int(i * step)] for i in range(cfg.max_examples)]
 
 
 def _answer_asr(cfg: S2SEvalConfig, examples: list[DialogueExample]):
