@@ -1,4 +1,4 @@
-"""The s2t/echox loops run on koe.training: one optimiser config shape, and a resumed run equals an uninterrupted one."""
+"""The s2t/echox loops run on koe.training: one optimiser config shape; a resumed run equals an uninterrupted one."""
 
 from __future__ import annotations
 

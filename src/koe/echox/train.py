@@ -63,11 +63,14 @@ class EchoConfig(LoopConfig):
     lora_rank: int = dataclasses.field(default=8, metadata={"help": "LoRA rank on the S2T LLM (0 = frozen LLM)"})
     batch_size: int = dataclasses.field(default=8, metadata={"help": "questions per step"})
     max_units: int = dataclasses.field(default=200, metadata={"help": "longest pseudo-label sequence decoded"})
+    max_questions: int = dataclasses.field(default=0, metadata={
+        "help": "echo-train on this many training questions, drawn with the seed (0 = all): pseudo labels are "
+                "decoded one question at a time"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed"})
 
     def validate(self) -> list[str]:
         return (self.loop_problems() + at_least(self, ("batch_size", "max_units"), 1)
-                + at_least(self, ("lora_rank",), 0))
+                + at_least(self, ("lora_rank", "max_questions"), 0))
 
 
 def run_t2c_train(cfg: T2CConfig) -> StageReport:
@@ -147,6 +150,8 @@ def run_echo_train(cfg: EchoConfig) -> StageReport:
     save_config(cfg, out)
     torch.manual_seed(cfg.seed)
     records = [r for r in read_qa(cfg.qa) if r.role == "train"]
+    if cfg.max_questions and len(records) > cfg.max_questions:
+        records = sorted(step_rng(cfg.seed, -1).sample(records, cfg.max_questions), key=lambda r: r.id)
     report = StageReport("echox echo", out, items_in=len(records))
     s2t = SpeechAwareLM.load(cfg.s2t).eval()
     audio = load_audio_cache([r.question_audio for r in records], s2t.encoder.max_audio_s, report)
