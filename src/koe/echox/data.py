@@ -17,11 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
+from koe.s2t.records import SCHEMA_VERSION, QARecord, read_qa  # noqa: F401 (the record is read by koe.s2t too)
 from koe.stage import StageReport, atomic_write_text, iter_jsonl
-
-SCHEMA_VERSION = 1
 
 
 @dataclasses.dataclass
@@ -42,32 +40,6 @@ class QAConfig:
     out: Path = dataclasses.field(default=Path("runs/echox/qa.jsonl"), metadata={"help": "QA records JSONL"})
     eval_voice: str = dataclasses.field(default="", metadata={"help": "held-out voice (default: last voice seen)"})
     seed: int = dataclasses.field(default=0, metadata={"help": "TinySpeech fact seed (candidates)"})
-
-
-@dataclasses.dataclass
-class QARecord:
-    """One spoken question. Example: {"id": "fact-capital-000-en-us", "role": "eval", "split": "text_only", ...}."""
-
-    id: str
-    fact_id: str
-    split: str
-    role: str
-    voice: str
-    question_text: str
-    question_audio: str
-    answer_text: str
-    answer: str
-    candidates: list[str]
-    answer_audio: str | None = None
-    answer_units: list[int] | None = None
-    schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QARecord:
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
 def run_items(cfg: ItemsConfig) -> StageReport:
@@ -120,7 +92,3 @@ def run_qa(cfg: QAConfig) -> StageReport:
     report.extra.update(eval_voice=eval_voice, train=sum(r.role == "train" for r in records),
                         eval=sum(r.role == "eval" for r in records))
     return report.finish()
-
-
-def read_qa(path: str | Path) -> list[QARecord]:
-    return [QARecord.from_dict(obj) for _, obj in iter_jsonl(path, "bad-qa")]

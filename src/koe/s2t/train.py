@@ -115,7 +115,7 @@ def examples(cfg: S2TTrainConfig, records, audio: dict):
 
 def run_s2t_train(cfg: S2TTrainConfig) -> StageReport:
     # ---------------------------------------------------------------- setup
-    from koe.echox.data import read_qa
+    from koe.s2t.records import read_qa
     from koe.training.device import make_accelerator
 
     torch.set_num_threads(cfg.torch_threads)
