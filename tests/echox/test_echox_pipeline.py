@@ -1,4 +1,5 @@
-"""CPU end to end: random tiny Whisper encoder + 2-layer Llama saved to disk -> align -> sft -> t2c -> echo -> eval."""
+"""CPU end to end (device=cpu): random tiny Whisper encoder + 2-layer Llama saved to disk -> align -> sft -> t2c ->
+echo -> eval."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from koe.echox.evaluate import EchoxEvalConfig, run_echox_eval
 from koe.echox.train import EchoConfig, T2CConfig, run_echo_train, run_t2c_train
 from koe.echox.unit_language import UnitLanguage
 from koe.s2t.init import EncoderInitConfig, run_encoder_init
+from koe.s2t.loop import default_optim
 from koe.s2t.train import S2TTrainConfig, run_s2t_train
 
 FACTS = [("randira", "felane", "text_and_speech"), ("moro", "tasi", "text_and_speech"),
@@ -79,17 +81,18 @@ def test_echox_end_to_end_on_cpu(tmp_path):
     assert (a.items_in, a.items_out) == (5, 2)  # 2 good training questions + the 3 bad ones
     assert (tmp_path / "align/final/encoder/config.json").exists()
     s = run_s2t_train(S2TTrainConfig(qa=qa, out_dir=tmp_path / "sft", stage="sft", init=str(tmp_path / "align/final"),
-                                     steps=40, batch_size=2, text_fraction=0.5, lr=3e-3))
+                                     steps=40, batch_size=2, text_fraction=0.5, optim=default_optim(3e-3)))
     assert s.extra["text_examples"] == 3 and s.extra["speech_examples"] == 2
     t = run_t2c_train(T2CConfig(qa=qa, s2t=tmp_path / "sft/final", out_dir=tmp_path / "t2c", unit_vocab=20,
-                                hidden_size=16, num_layers=1, steps=40, batch_size=2, lr=5e-3))
+                                hidden_size=16, num_layers=1, steps=40, batch_size=2, optim=default_optim(5e-3)))
     stats = t.extra["unit_language"]
     assert stats["vocab_size"] > 12 and stats["tokens_per_item"] < stats["units_per_item"]
     ul = UnitLanguage.load(tmp_path / "t2c/final")
     units = [1, 5, 7, 5, 7, 2]
     assert ul.undo(ul.encode(units)) == units
     e = run_echo_train(EchoConfig(qa=qa, s2t=tmp_path / "sft/final", t2c=tmp_path / "t2c/final",
-                                  out_dir=tmp_path / "echo", steps=3, batch_size=2, max_units=10, lora_rank=2))
+                                  out_dir=tmp_path / "echo", steps=3, batch_size=2, max_units=10, lora_rank=2,
+                                  device="cpu"))
     metrics = [json.loads(x) for x in (tmp_path / "echo/metrics.jsonl").read_text().splitlines()]
     assert e.items_out == 2  # both good training questions got pseudo labels (x', Y')
     assert len(metrics) == 3 and {"l_s2t", "l_unit", "l_den", "w"} <= set(metrics[0])
@@ -98,7 +101,7 @@ def test_echox_end_to_end_on_cpu(tmp_path):
                "s2t_t2c": {"s2t": str(tmp_path / "sft/final"), "t2c": str(tmp_path / "t2c/final")}}
     systems["echox"] = {"echo": str(tmp_path / "echo/final")}
     r = run_echox_eval(EchoxEvalConfig(qa=qa, vocoder=_vocoder(tmp_path / "voc"), out_dir=tmp_path / "eval",
-                                       systems=systems))
+                                       systems=systems, device="cpu"))
     assert r.items_out == 4 * len(systems)  # 4 eval questions (voice b; the text_only fact in both)
     assert sorted(f.item for f in r.failures) == sorted(f"{name}:long_eval" for name in systems)
     res = json.loads((tmp_path / "eval/results.json").read_text())["summary"]

@@ -18,10 +18,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from koe.s2t.records import QARecord, read_qa
+from koe.s2t.records import SCHEMA_VERSION, QARecord, read_qa  # noqa: F401 (the record is read by koe.s2t too)
 from koe.stage import StageReport, atomic_write_text, iter_jsonl
-
-__all__ = ["QARecord", "read_qa", "run_items", "run_qa"]
 
 
 @dataclasses.dataclass

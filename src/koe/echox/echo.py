@@ -52,6 +52,10 @@ class EchoModel(nn.Module):
         """Response hidden states [T, dim] -> the echo decoder's input in text-embedding space."""
         return self.denoiser(hidden) if self.denoiser is not None else hidden
 
+    def forward(self, examples, labels: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training step's loss (what accelerate wraps in autocast): loss(examples, labels)."""
+        return self.loss(examples, labels)
+
     def loss(self, examples, labels: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, dict[str, float]]:
         """total_loss(L_S2T, L_unit + w * L_den) on one batch of spoken questions with pseudo labels (x', Y')."""
         import dataclasses

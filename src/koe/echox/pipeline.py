@@ -90,7 +90,7 @@ def stream_answer(s2t, speaker, example, vocoder, max_new_tokens: int = 40, max_
             if nxt == eos:
                 break
             ids.append(nxt)
-            out = s2t.llm(input_ids=torch.tensor([[nxt]]), past_key_values=past, use_cache=True,
+            out = s2t.llm(input_ids=torch.tensor([[nxt]], device=logits.device), past_key_values=past, use_cache=True,
                           output_hidden_states=True)
             past, logits = out.past_key_values, out.logits[0, -1]
             hidden.append(out.hidden_states[-1][0, -1])

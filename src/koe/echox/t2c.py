@@ -55,6 +55,10 @@ class T2C(nn.Module):
         ids = torch.tensor([self.sos, *targets], dtype=torch.long, device=prefix.device)
         return torch.cat([self.in_proj(prefix), self.lm.get_input_embeddings()(ids)])
 
+    def forward(self, prefixes: list[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:
+        """The training step's loss (what accelerate wraps in autocast): loss(prefixes, targets)."""
+        return self.loss(prefixes, targets)
+
     def loss(self, prefixes: list[torch.Tensor], targets: list[list[int]]) -> torch.Tensor:
         """Mean CE of P(y_i | prefix, y_<i) over every target token and <eos>."""
         seqs = [self._sequence(p, [*t, self.eos]) for p, t in zip(prefixes, targets, strict=True)]
@@ -83,8 +87,8 @@ class T2C(nn.Module):
     def save(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
         self.lm.save_pretrained(out / "lm")
-        save_file({"text_embed.weight": self.text_embed.weight.contiguous(),
-                   **{f"in_proj.{k}": v.contiguous() for k, v in self.in_proj.state_dict().items()}},
+        save_file({"text_embed.weight": self.text_embed.weight.detach().cpu().contiguous(),
+                   **{f"in_proj.{k}": v.cpu().contiguous() for k, v in self.in_proj.state_dict().items()}},
                   str(out / "t2c.safetensors"))
         self.unit_language.save(out)
         (out / "t2c.json").write_text(json.dumps({"schema_version": 1, "sos": self.sos, "eos": self.eos}) + "\n")

@@ -3,32 +3,39 @@
     koe echox t2c qa=runs/echox/qa.jsonl s2t=runs/echox/s2t_sft/final out_dir=runs/echox/t2c unit_vocab=300
     koe echox echo qa=runs/echox/qa.jsonl s2t=runs/echox/s2t_sft/final t2c=runs/echox/t2c/final \
         out_dir=runs/echox/echo
+    koe echox echo ... save_every=50 resume_from=auto            # continue an interrupted run
 
 Stage II trains the T2C on TTS pairs (answer text -> answer units, in the unit language) from the text embeddings.
 Stage III (echo training): the S2T model answers every training question itself (x'), the stage-II T2C turns x' into
 pseudo units Y' (both once, before training: docs/echox.md), then S2T, the echo decoder (a copy of the T2C) and the
-denoising adapter train together on L = schedule(L_S2T, L_unit + w * L_den) (koe.echox.losses). Outputs:
-out_dir/final/{s2t,decoder,denoise.safetensors}, metrics.jsonl, config.yaml, summary.
+denoising adapter train together on L = schedule(L_S2T, L_unit + w * L_den) (koe.echox.losses). Both loops are
+koe.s2t.loop.fit on koe.training (AdamW, schedule, clipping, metrics, checkpoints; `device=auto` = the GPU with bf16
+autocast when there is one). Outputs: out_dir/final/{s2t,decoder,denoise.safetensors}, metrics.jsonl,
+loss_curve.png, config.yaml, summary; echo also pseudo_labels.json (what a resumed run reuses).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import random
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from koe.config import save_config
-from koe.stage import StageReport, progress
+from koe.config import at_least, save_config
+from koe.s2t.loop import LoopConfig, default_optim, fit, step_rng
+from koe.stage import StageReport, atomic_write_text, progress
+from koe.training.config import OptimConfig
 
 
 @dataclasses.dataclass
-class T2CConfig:
+class T2CConfig(LoopConfig):
     """Stage II: train the T2C on (answer text, answer units) pairs."""
 
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: default_optim(lr=2e-3))
+    steps: int = dataclasses.field(default=300, metadata={"help": "optimiser steps"})
+    log_every: int = dataclasses.field(default=1, metadata={"help": "steps between metric lines"})
     qa: Path = dataclasses.field(default=Path("runs/echox/qa.jsonl"), metadata={"help": "QA records"})
     s2t: Path = dataclasses.field(default=Path("runs/echox/s2t_sft/final"), metadata={"help": "S2T dir (text side)"})
     out_dir: Path = dataclasses.field(default=Path("runs/echox/t2c"), metadata={"help": "output folder"})
@@ -36,60 +43,47 @@ class T2CConfig:
     unit_vocab: int = dataclasses.field(default=300, metadata={"help": "unit-language size (<= num_units: off)"})
     hidden_size: int = dataclasses.field(default=128, metadata={"help": "T2C width"})
     num_layers: int = dataclasses.field(default=2, metadata={"help": "T2C layers"})
-    steps: int = dataclasses.field(default=300, metadata={"help": "optimiser steps"})
     batch_size: int = dataclasses.field(default=16, metadata={"help": "pairs per step"})
-    lr: float = dataclasses.field(default=2e-3, metadata={"help": "AdamW learning rate"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed"})
-    torch_threads: int = dataclasses.field(default=1, metadata={
-        "help": "torch CPU threads (1: these small models ran 300x faster than with 2 on a loaded 2-core machine)"})
+
+    def validate(self) -> list[str]:
+        return self.loop_problems() + at_least(self, ("hidden_size", "num_layers", "batch_size"), 1)
 
 
 @dataclasses.dataclass
-class EchoConfig:
+class EchoConfig(LoopConfig):
     """Stage III: echo training of S2T + echo decoder (+ denoising adapter)."""
 
+    log_every: int = dataclasses.field(default=1, metadata={"help": "steps between metric lines"})
     qa: Path = dataclasses.field(default=Path("runs/echox/qa.jsonl"), metadata={"help": "QA records"})
     s2t: Path = dataclasses.field(default=Path("runs/echox/s2t_sft/final"), metadata={"help": "stage-I S2T dir"})
     t2c: Path = dataclasses.field(default=Path("runs/echox/t2c/final"), metadata={"help": "stage-II T2C dir"})
     out_dir: Path = dataclasses.field(default=Path("runs/echox/echo"), metadata={"help": "output folder"})
     denoise: bool = dataclasses.field(default=True, metadata={"help": "use the denoising adapter and L_den"})
     lora_rank: int = dataclasses.field(default=8, metadata={"help": "LoRA rank on the S2T LLM (0 = frozen LLM)"})
-    steps: int = dataclasses.field(default=200, metadata={"help": "optimiser steps"})
     batch_size: int = dataclasses.field(default=8, metadata={"help": "questions per step"})
-    lr: float = dataclasses.field(default=1e-3, metadata={"help": "AdamW learning rate"})
     max_units: int = dataclasses.field(default=200, metadata={"help": "longest pseudo-label sequence decoded"})
+    max_questions: int = dataclasses.field(default=0, metadata={
+        "help": "echo-train on this many training questions, drawn with the seed (0 = all): pseudo labels are "
+                "decoded one question at a time"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed"})
-    torch_threads: int = dataclasses.field(default=1, metadata={
-        "help": "torch CPU threads (1: these small models ran 300x faster than with 2 on a loaded 2-core machine)"})
 
-
-def _loop(params, steps: int, lr: float, step_fn, desc: str, log_path: Path) -> tuple[dict, dict]:
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
-    first = last = None
-    with log_path.open("w") as log:
-        for step in progress(range(steps), desc=desc):
-            loss, parts = step_fn(step)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            last = {"step": step + 1, "loss": round(float(loss.detach()), 4),
-                    **{k: round(v, 4) for k, v in parts.items()}}
-            first = first or last
-            log.write(json.dumps(last) + "\n")
-    return first, last
+    def validate(self) -> list[str]:
+        return (self.loop_problems() + at_least(self, ("batch_size", "max_units"), 1)
+                + at_least(self, ("lora_rank", "max_questions"), 0))
 
 
 def run_t2c_train(cfg: T2CConfig) -> StageReport:
-    from koe.echox.data import read_qa
+    # ---------------------------------------------------------------- setup
+    from koe.s2t.records import read_qa
     from koe.echox.t2c import T2C
     from koe.echox.unit_language import UnitLanguage
     from koe.s2t.model import SpeechAwareLM
+    from koe.training.device import make_accelerator
 
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out_dir)
+    accelerator = make_accelerator(cfg.device, cfg.precision)
     save_config(cfg, out)
     records = read_qa(cfg.qa)
     pairs = {r.fact_id + r.voice: r for r in records if r.role == "train" and r.answer_units}
@@ -103,18 +97,22 @@ def run_t2c_train(cfg: T2CConfig) -> StageReport:
     ul = UnitLanguage.fit(seqs, num_units, cfg.unit_vocab)
     t2c = T2C.create(s2t.llm.get_input_embeddings(), ul, cfg.hidden_size, cfg.num_layers, seed=cfg.seed).train()
     data = [(s2t.text_ids(r.answer_text), ul.encode(r.answer_units)) for r in pairs.values()]
-    rng = random.Random(cfg.seed)
+    del s2t
 
-    def step(_):
-        batch = rng.sample(data, min(cfg.batch_size, len(data)))
-        loss = t2c.loss([t2c.text_prefix(x) for x, _ in batch], [y for _, y in batch])
-        return loss, {}
+    # ---------------------------------------------------------------- loop (koe.s2t.loop.fit)
+    def step(i: int, module):
+        batch = step_rng(cfg.seed, i).sample(data, min(cfg.batch_size, len(data)))
+        prefixes = [t2c.text_prefix(x) for x, _ in batch]  # frozen embeddings, on the module's device
+        return module(prefixes, [y for _, y in batch]), {}
 
-    params = [p for p in t2c.parameters() if p.requires_grad]
-    first, last = _loop(params, cfg.steps, cfg.lr, step, "t2c", out / "metrics.jsonl")
-    t2c.eval().save(out / "final")
+    result = fit(accelerator, cfg, t2c, step, out, "t2c")
+
+    # ---------------------------------------------------------------- cleanup
+    result.model.eval().save(out / "final")
     report.ok(len(data))
-    report.extra.update(unit_language=ul.length_stats(seqs), first=first, last=last, model_dir=str(out / "final"))
+    report.extra.update(unit_language=ul.length_stats(seqs), first=result.first, last=result.last,
+                        steps=result.steps, train_time_s=result.train_time_s, device=str(accelerator.device),
+                        mixed_precision=accelerator.mixed_precision, model_dir=str(out / "final"))
     return report.finish()
 
 
@@ -128,24 +126,40 @@ def pseudo_labels(s2t, t2c, examples, max_units: int) -> list[tuple[list[int], l
     return out
 
 
+def cached_pseudo_labels(path: Path, resuming: bool, make) -> list[tuple[list[int], list[int]]]:
+    """A resumed run reuses the labels its first run wrote (greedy decoding on a GPU is not bit-exact, and the
+    checkpointed steps were trained on those); otherwise `make()`, written to `path` for a later resume."""
+    if resuming and path.exists():
+        return [(list(x), list(y)) for x, y in json.loads(path.read_text())]
+    labels = make()
+    atomic_write_text(path, json.dumps(labels) + "\n")
+    return labels
+
+
 def run_echo_train(cfg: EchoConfig) -> StageReport:
-    from koe.echox.data import read_qa
+    # ---------------------------------------------------------------- setup
+    from koe.s2t.records import read_qa
     from koe.echox.echo import EchoModel
     from koe.s2t.model import Example, SpeechAwareLM
     from koe.s2t.train import QA_PROMPT, load_audio_cache
+    from koe.training.device import make_accelerator
 
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out_dir)
+    accelerator = make_accelerator(cfg.device, cfg.precision)
     save_config(cfg, out)
     torch.manual_seed(cfg.seed)
     records = [r for r in read_qa(cfg.qa) if r.role == "train"]
+    if cfg.max_questions and len(records) > cfg.max_questions:
+        records = sorted(step_rng(cfg.seed, -1).sample(records, cfg.max_questions), key=lambda r: r.id)
     report = StageReport("echox echo", out, items_in=len(records))
     s2t = SpeechAwareLM.load(cfg.s2t).eval()
     audio = load_audio_cache([r.question_audio for r in records], s2t.encoder.max_audio_s, report)
     examples = [Example(QA_PROMPT, audio[r.question_audio], target=r.answer_text, transcript=r.question_text)
                 for r in records if r.question_audio in audio]
-    echo = EchoModel.create(s2t, cfg.t2c, cfg.denoise)
-    labels = pseudo_labels(s2t, echo.decoder, examples, cfg.max_units)
+    echo = EchoModel.create(s2t, cfg.t2c, cfg.denoise).to(accelerator.device)  # on the GPU for the pseudo labels
+    labels = cached_pseudo_labels(out / "pseudo_labels.json", cfg.resume_from is not None,
+                                  lambda: pseudo_labels(s2t, echo.decoder, examples, cfg.max_units))
     keep = [i for i, (x, y) in enumerate(labels) if x and y]
     report.extra["pseudo_label_failures"] = len(labels) - len(keep)
     for i in set(range(len(labels))) - set(keep):
@@ -156,22 +170,26 @@ def run_echo_train(cfg: EchoConfig) -> StageReport:
         s2t.add_lora(cfg.lora_rank, 2.0 * cfg.lora_rank)
     s2t.set_llm_trainable(cfg.lora_rank > 0)
     echo.train()
-    rng = random.Random(cfg.seed)
 
-    def step(_):
-        idx = rng.sample(keep, min(cfg.batch_size, len(keep)))
-        return echo.loss([examples[i] for i in idx], [labels[i] for i in idx])
+    # ---------------------------------------------------------------- loop (koe.s2t.loop.fit)
+    def step(i: int, module):
+        idx = step_rng(cfg.seed, i).sample(keep, min(cfg.batch_size, len(keep)))
+        return module([examples[j] for j in idx], [labels[j] for j in idx])
 
-    params = [p for p in echo.parameters() if p.requires_grad]
-    first, last = _loop(params, cfg.steps, cfg.lr, step, "echo", out / "metrics.jsonl")
-    echo.eval()
+    result = fit(accelerator, cfg, echo, step, out, "echo",
+                 panels={"loss": ["loss", "l_s2t", "l_unit", "l_den"], "weight": ["w"]})
+
+    # ---------------------------------------------------------------- cleanup
+    echo = result.model.eval()
     final = out / "final"
-    s2t.save(final / "s2t")
+    echo.s2t.save(final / "s2t")
     echo.decoder.save(final / "decoder")
     if echo.denoiser is not None:
-        weights = {k: v.contiguous() for k, v in echo.denoiser.state_dict().items()}
+        weights = {k: v.cpu().contiguous() for k, v in echo.denoiser.state_dict().items()}
         save_file(weights, str(final / "denoise.safetensors"))
     (final / "echo.json").write_text(json.dumps({"schema_version": 1, "denoise": cfg.denoise}) + "\n")
     report.ok(len(keep))
-    report.extra.update(first=first, last=last, model_dir=str(final))
+    report.extra.update(first=result.first, last=result.last, steps=result.steps, train_time_s=result.train_time_s,
+                        device=str(accelerator.device), mixed_precision=accelerator.mixed_precision,
+                        model_dir=str(final))
     return report.finish()

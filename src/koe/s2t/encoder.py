@@ -98,7 +98,8 @@ class SpeechEncoder(nn.Module):
 
     def _whisper(self, wavs, device):
         fx = self.feature_extractor
-        feats = fx(wavs, sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt", padding="max_length").input_features
+        feats = fx(wavs, sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt", padding="max_length",
+                   device=str(device)).input_features  # the STFT runs on the encoder's device
         out = self.model(feats.to(device)).last_hidden_state
         mel_frames = torch.tensor([len(w) // fx.hop_length + 1 for w in wavs])
         lengths = ((mel_frames + 1) // 2).clamp(1, out.shape[1])  # conv2 has stride 2

@@ -157,6 +157,10 @@ class SpeechAwareLM(nn.Module):
         return batch
 
     # ---- losses and decoding ----
+    def forward(self, examples: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training step's loss on `examples` (what accelerate wraps in autocast): loss(batch(examples))."""
+        return self.loss(self.batch(examples))
+
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """L_S2T = CE(text) + ctc_weight * CTC (FIELD.md "EchoX" stage I); CTC only when transcripts are given."""
         out = self.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, labels=batch.labels)
@@ -201,7 +205,7 @@ class SpeechAwareLM(nn.Module):
             spec = dataclasses.replace(spec, encoder="encoder")
         state = {f"adapter.{k}": v for k, v in self.adapter.state_dict().items()}
         state.update({f"ctc_head.{k}": v for k, v in self.ctc_head.state_dict().items()})
-        save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE))
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE))
         (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
         return out
 

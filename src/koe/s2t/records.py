@@ -1,7 +1,10 @@
-"""Spoken-QA records: the hand-off from a dialogue builder (`koe echox qa`) to `koe s2t train` and `koe echox`.
+"""QA records (docs/echox.md#qa-records): one spoken question per JSONL line, written by `koe echox qa`, read by
+`koe s2t train` and `koe echox t2c/echo/eval`.
 
-The format belongs to the speech-aware LM that reads it, so the stage below (koe.s2t) owns it and koe.echox, which
-writes and also reads it, depends on koe.s2t and never the other way round. docs/echox.md#qa-records.
+    records = read_qa("runs/echox/qa.jsonl")
+    train = [r for r in records if r.role == "train"]
+
+The record lives here, below both readers, so that koe.s2t needs nothing from koe.echox (tests/core/test_layering.py).
 """
 
 from __future__ import annotations
@@ -42,5 +45,4 @@ class QARecord:
 
 
 def read_qa(path: str | Path) -> list[QARecord]:
-    """Every record of a QA JSONL; a bad line fails the read naming the file and line (koe.stage.iter_jsonl)."""
     return [QARecord.from_dict(obj) for _, obj in iter_jsonl(path, "bad-qa")]

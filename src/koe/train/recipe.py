@@ -41,7 +41,7 @@ from koe.training.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from koe.training.device import cpu_only, mixed_precision
+from koe.training.device import allow_precision, cpu_only, mixed_precision
 from koe.training.logger import MetricsLogger
 from koe.training.optim import optimizer_step
 from koe.training.schedule import build_scheduler
@@ -55,6 +55,7 @@ def run_train(cfg: TrainConfig) -> StageReport:
     tok_dir = Path(cfg.data_dir) / meta.tokenizer_dir
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     vocab = _check_vocab(meta.vocab, tokenizer, tok_dir)
+    allow_precision(mixed_precision(cfg.precision))  # `koe run`: an fp32 loop may have run in this process
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum_steps, cpu=cpu_only(),
                               mixed_precision=mixed_precision(cfg.precision), step_scheduler_with_optimizer=False,
                               kwargs_handlers=[ddp_kwargs(cfg.grad_reduce_dtype, torch.cuda.is_available())])

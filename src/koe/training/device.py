@@ -28,6 +28,21 @@ def mixed_precision(precision: str, cpu: bool = False) -> str:
     return "bf16" if precision == "bf16" else "no"
 
 
+def allow_precision(mixed: str) -> None:
+    """Let this process build an Accelerator of mixed precision `mixed` even if an earlier loop used another.
+
+    accelerate keeps one AcceleratorState per process and refuses a second Accelerator of another mixed precision
+    ("AcceleratorState has already been initialized"); `koe run` chains loops of different precisions in one process
+    (the phone classifier and vocoder in fp32, the LM and the s2t/echox loops in bf16 on a GPU), so a single process
+    drops the finished loop's state. A distributed run (WORLD_SIZE > 1) is one loop per process and keeps its own.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and int(os.environ.get("WORLD_SIZE", "1")) == 1 and state.get("_mixed_precision") != mixed:
+        AcceleratorState._reset_state()
+
+
 def make_accelerator(device: str, precision: str):
     """An Accelerator on the CPU or the GPU(s) (`cuda:N` picks one GPU of a single process); TF32 matmuls on CUDA."""
     from accelerate import Accelerator
@@ -35,7 +50,9 @@ def make_accelerator(device: str, precision: str):
     cpu = device == "cpu" or not torch.cuda.is_available()
     if not cpu and device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(device))
-    accelerator = Accelerator(cpu=cpu, mixed_precision=mixed_precision(precision, cpu))
+    mixed = mixed_precision(precision, cpu)
+    allow_precision(mixed)
+    accelerator = Accelerator(cpu=cpu, mixed_precision=mixed)
     if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     return accelerator
