@@ -141,8 +141,8 @@ def run_echox_eval(cfg: EchoxEvalConfig) -> StageReport:
     import torch
 
     from koe.echox.asr import AnswerASR
-    from koe.s2t.records import read_qa
     from koe.model.speech_text_lm import resolve_device
+    from koe.s2t.records import read_qa
     from koe.s2t.train import load_audio_cache
     from koe.vocoder import UnitVocoder
 

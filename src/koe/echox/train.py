@@ -75,10 +75,10 @@ class EchoConfig(LoopConfig):
 
 def run_t2c_train(cfg: T2CConfig) -> StageReport:
     # ---------------------------------------------------------------- setup
-    from koe.s2t.records import read_qa
     from koe.echox.t2c import T2C
     from koe.echox.unit_language import UnitLanguage
     from koe.s2t.model import SpeechAwareLM
+    from koe.s2t.records import read_qa
     from koe.training.device import make_accelerator
 
     torch.set_num_threads(cfg.torch_threads)
@@ -138,9 +138,9 @@ def cached_pseudo_labels(path: Path, resuming: bool, make) -> list[tuple[list[in
 
 def run_echo_train(cfg: EchoConfig) -> StageReport:
     # ---------------------------------------------------------------- setup
-    from koe.s2t.records import read_qa
     from koe.echox.echo import EchoModel
     from koe.s2t.model import Example, SpeechAwareLM
+    from koe.s2t.records import read_qa
     from koe.s2t.train import QA_PROMPT, load_audio_cache
     from koe.training.device import make_accelerator
 
