@@ -193,8 +193,8 @@ def test_missing_edge_word_that_the_aligner_stretches_over_is_caught_by_the_edge
     words = [w for w, _, _ in syn.words]
     partial = aligner.align(syn.audio, words[1:] if drop == "first" else words[:-1])
     full = aligner.align(syn.audio, words)
-    rule = MismatchRule()
-    without_loops = dataclasses.replace(rule, min_unexplained_start=(99, 9.0), min_unexplained_end=(99, 9.0))
+    without_loops = MismatchRule()  # the default: the edge-loop rule off
+    rule = dataclasses.replace(without_loops, min_unexplained_start=(2, 0.05), min_unexplained_end=(3, 0.1))
     assert mismatch_reason(full, rule, None) is None
     assert mismatch_reason(partial, without_loops, None) is None  # the other rules pass it
     reason = mismatch_reason(partial, rule, None)
@@ -203,8 +203,8 @@ def test_missing_edge_word_that_the_aligner_stretches_over_is_caught_by_the_edge
 
 
 def test_edge_loops_take_words_the_jsgf_parser_would_not(aligner: PocketsphinxAligner) -> None:
-    own = PocketsphinxAligner(extra_words={"well-known": ["W", "EH", "L", "N", "OW", "N"]})
-    syn = synthesize("A well-known rod is used to catch pink salmon.", voice="en-us", rate_wpm=180, pitch=50)
+    own = PocketsphinxAligner(extra_words={"r2d2": ["AA", "R", "T", "UW", "D", "IY", "T", "UW"]})
+    syn = synthesize("A r2d2 rod is used to catch pink salmon.", voice="en-us", rate_wpm=180, pitch=50)
     result = own.align(syn.audio, [w for w, _, _ in syn.words])
     assert result.unexplained_edges is not None and result.unexplained_edges[0] == 0
     assert mismatch_reason(result, MismatchRule(), None) is None
