@@ -126,9 +126,10 @@ def align(utts: list[Utterance], work: Path, **options) -> tuple[dict[str, Utter
 _aligner: PocketsphinxAligner | None = None  # one per worker process
 
 
-def _init_worker() -> None:
-    global _aligner
+def _init_worker(dump_dir: str | None = None) -> None:
+    global _aligner, _dump_dir
     _aligner = PocketsphinxAligner()
+    _dump_dir = dump_dir
 
 
 def espeak_voice(task: tuple[int, str, int, list[str]]) -> list[dict]:
@@ -139,9 +140,9 @@ def espeak_voice(task: tuple[int, str, int, list[str]]) -> list[dict]:
     utterances of a speaker on)."""
     from koe.synth.espeak import synthesize
 
-    v, voice, per_cell, sentences = task
+    v, voice, per_cell, sentences, rates = task
     rows, results = [], []
-    for c, rate in enumerate(RATES_WPM, start=v * len(RATES_WPM)):
+    for c, rate in ((v * len(RATES_WPM) + RATES_WPM.index(r), r) for r in rates):
         for i in ((c * per_cell + j) % len(sentences) for j in range(per_cell)):
             base = {"voice": voice, "rate_wpm": rate, "sentence": i}
             try:
@@ -164,7 +165,14 @@ def espeak_voice(task: tuple[int, str, int, list[str]]) -> list[dict]:
             for mode, ref in (("small_run", None), ("corpus", reference)):
                 reason = mismatch_reason(res, rule, ref)
                 row[mode] = {"outcome": "rejected" if reason else "accepted", "reason": reason}
+    if _dump_dir:
+        import pickle
+
+        (Path(_dump_dir) / f"{voice}.pkl").write_bytes(pickle.dumps(list(zip(rows, results, strict=True))))
     return rows
+
+
+_dump_dir: str | None = None
 
 
 def _cases(syn, other: str) -> list[tuple]:
@@ -199,11 +207,14 @@ def _align(audio: np.ndarray, words: list[str], truth: list | None) -> tuple[dic
     return row, res
 
 
-def bench_espeak(per_cell: int, sentences: list[str], num_workers: int) -> list[dict]:
+def bench_espeak(per_cell: int, sentences: list[str], num_workers: int, voices: list[str] | None = None,
+                 rates: tuple[int, ...] = RATES_WPM, dump_dir: Path | None = None) -> list[dict]:
     from koe.synth.config import DEFAULT_VOICES
 
-    tasks = [(v, voice, per_cell, sentences) for v, voice in enumerate(DEFAULT_VOICES)]
-    with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker) as pool:
+    tasks = [(v, voice, per_cell, sentences, rates) for v, voice in enumerate(DEFAULT_VOICES)
+             if voices is None or voice in voices]
+    init_args = (str(dump_dir) if dump_dir else None,)
+    with multiprocessing.get_context("spawn").Pool(num_workers, _init_worker, init_args) as pool:
         return [row for rows in pool.imap(espeak_voice, tasks) for row in rows]
 
 
@@ -325,11 +336,24 @@ def main() -> None:
     parser.add_argument("--cathy-limit", type=int, default=40, help="cathy_arctic utterances (0: skip)")
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write every row and summary here")
+    parser.add_argument("--voices", nargs="+", default=None, help="only these of koe synth's default voices")
+    parser.add_argument("--rates", nargs="+", type=int, default=list(RATES_WPM), choices=RATES_WPM,
+                        help="only these rates (wpm)")
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="folder: pickle every (row, AlignResult) per voice there (to study rules offline)")
     args = parser.parse_args()
     os.environ.setdefault("KOE_NO_PROGRESS", "1")
     began = time.perf_counter()
     sentences = HARVARD_HELD_OUT if args.held_out else HARVARD
-    rows = bench_espeak(args.per_cell, sentences, args.num_workers)
+    if args.voices:
+        from koe.synth.config import DEFAULT_VOICES
+
+        unknown = set(args.voices) - set(DEFAULT_VOICES)
+        if unknown:
+            parser.error(f"--voices: not default voices: {sorted(unknown)}")
+    if args.dump:
+        args.dump.mkdir(parents=True, exist_ok=True)
+    rows = bench_espeak(args.per_cell, sentences, args.num_workers, args.voices, tuple(args.rates), args.dump)
     results = {"espeak": espeak_table(rows), "espeak_seconds": round(time.perf_counter() - began, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -3,6 +3,7 @@ agreement with pocketsphinx's shipped alignments of real LibriVox speech."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -165,6 +166,48 @@ def test_rule_accepts_the_transcript_and_rejects_it_without_its_first_or_last_wo
     missing_last = mismatch_reason(aligner.align(syn.audio, words[:-1]), rule, None)
     assert missing_first is not None and "before the first aligned word" in missing_first
     assert missing_last is not None and "after the last aligned word" in missing_last
+
+
+def test_edge_loop_rule_needs_both_phones_and_time_at_each_edge() -> None:
+    rule = MismatchRule(min_unexplained_start=(2, 0.05), min_unexplained_end=(3, 0.1))
+    judged = {}
+    for edges in [(1, 0.2, 0, 0.0), (2, 0.05, 0, 0.0), (0, 0.0, 2, 0.3), (0, 0.0, 3, 0.1), (2, 0.04, 3, 0.09)]:
+        res = _result(0.0)
+        res.unexplained_edges = edges
+        judged[edges] = mismatch_reason(res, rule, None)
+    assert [r is not None for r in judged.values()] == [False, True, False, True, False]
+    assert "before the first" in judged[(2, 0.05, 0, 0.0)] and "after the last" in judged[(0, 0.0, 3, 0.1)]
+
+
+@pytest.mark.parametrize(("text", "drop"), [
+    # "the" (90 ms at 220 wpm) left out: the aligner stretches "box" over "the box", no speech is left outside the
+    # words and the fit deficit hardly moves (-12.6 vs -10.4/frame for the full transcript)
+    ("The box was thrown beside the parked truck.", "first"),
+    # "garbage" left out: "and" is stretched over it
+    ("The hogs were fed chopped corn and garbage.", "last"),
+])
+def test_missing_edge_word_that_the_aligner_stretches_over_is_caught_by_the_edge_loops(
+    aligner: PocketsphinxAligner, text: str, drop: str
+) -> None:
+    syn = synthesize(text, voice="en-us", rate_wpm=220, pitch=50)
+    words = [w for w, _, _ in syn.words]
+    partial = aligner.align(syn.audio, words[1:] if drop == "first" else words[:-1])
+    full = aligner.align(syn.audio, words)
+    without_loops = MismatchRule()  # the default: the edge-loop rule off
+    rule = dataclasses.replace(without_loops, min_unexplained_start=(2, 0.05), min_unexplained_end=(3, 0.1))
+    assert mismatch_reason(full, rule, None) is None
+    assert mismatch_reason(partial, without_loops, None) is None  # the other rules pass it
+    reason = mismatch_reason(partial, rule, None)
+    assert reason is not None and "free phone loop" in reason
+    assert ("before the first" if drop == "first" else "after the last") in reason
+
+
+def test_edge_loops_take_words_the_jsgf_parser_would_not(aligner: PocketsphinxAligner) -> None:
+    own = PocketsphinxAligner(extra_words={"r2d2": ["AA", "R", "T", "UW", "D", "IY", "T", "UW"]})
+    syn = synthesize("A r2d2 rod is used to catch pink salmon.", voice="en-us", rate_wpm=180, pitch=50)
+    result = own.align(syn.audio, [w for w, _, _ in syn.words])
+    assert result.unexplained_edges is not None and result.unexplained_edges[0] == 0
+    assert mismatch_reason(result, MismatchRule(), None) is None
 
 
 def test_fit_deficit_is_small_for_the_transcript_and_large_for_another_sentence(aligner: PocketsphinxAligner) -> None:

@@ -17,6 +17,9 @@ voice. The rules compare the audio with itself instead:
   fits badly has a high deficit throughout);
 - speech outside the words: more than `max_edge_speech_s` of loud audio before the first or after the last aligned
   word means words are missing from the transcript's start or end (the aligner had to leave speech to silence);
+- unexplained speech at the edges: the transcript is decoded once more between two optional free phone loops;
+  when the loops take `min_unexplained_start` (phones, seconds) before the first word or `min_unexplained_end`
+  after the last, words are missing there (the aligner had stretched the first / last word over their speech);
 - squeezed words: when the words are not in the audio, the aligner crams many of them into the minimum duration
   their phones allow (3 frames per phone); more than `max_squeezed_fraction` of the words so squeezed is a mismatch.
 
@@ -41,6 +44,10 @@ class MismatchRule:
     min_corpus_size: int = 20
     max_squeezed_fraction: float = 0.3
     max_edge_speech_s: float = 0.05
+    # unexplained speech at the edges: the edge decode's loops took at least this many phones and seconds
+    # (0, 0.0): off (the default; measured trade-off in docs/align.md); (2, 0.05) / (3, 0.1) catch most missing words
+    min_unexplained_start: tuple[int, float] = (0, 0.0)
+    min_unexplained_end: tuple[int, float] = (0, 0.0)
 
 
 def detect_mismatches(
@@ -93,6 +100,16 @@ def mismatch_reason(res: AlignResult, rule: MismatchRule, reference: tuple[str, 
         where = "before the first" if before >= after else "after the last"
         return (f"mismatch: {max(before, after):.2f} s of speech {where} aligned word "
                 f"(> max_edge_speech_s={rule.max_edge_speech_s:g}): words missing from the transcript")
+    if res.unexplained_edges is not None:
+        lead_phones, lead_s, trail_phones, trail_s = res.unexplained_edges
+        for where, phones, seconds, (min_phones, min_s), name in (
+            ("before the first", lead_phones, lead_s, rule.min_unexplained_start, "min_unexplained_start"),
+            ("after the last", trail_phones, trail_s, rule.min_unexplained_end, "min_unexplained_end"),
+        ):
+            if min_phones > 0 and phones >= min_phones and seconds >= min_s - 1e-6:
+                return (f"mismatch: a free phone loop explains {seconds:.2f} s ({phones} phones) of speech {where} "
+                        f"word better than the transcript ({name}={min_phones} phones, {min_s:g} s): words missing "
+                        "from the transcript")
     if res.squeezed_fraction > rule.max_squeezed_fraction:
         return (
             f"mismatch: {res.squeezed_words} of {len(res.words)} words squeezed to their minimum duration "

@@ -51,6 +51,7 @@ PHONES = frozenset({
 })
 _PHONE_WORD = "koe_phone_"
 _VARIANT = re.compile(r"\(\d+\)$")
+_JSGF_SAFE = re.compile(r"[a-z][a-z']*")
 _NON_WORDS = {"<sil>", "<s>", "</s>", "(NULL)", "[NOISE]", "++NOISE++", "++BREATH++"}
 
 
@@ -100,6 +101,15 @@ class AlignResult:
     squeezed_words: int  # words aligned at the minimum duration their phones allow
     fit_deficit: float | None = None  # free phone-loop score - forced score, per frame (None: no free decode)
     edge_speech_s: tuple[float, float] = (0.0, 0.0)  # loud audio before the first word, after the last
+    # per-frame detail the edge rules read: forced and free per-frame scores, each word's raw frame range
+    # [start, end) from the forced alignment, and the free decode's phones as (phone, start frame, end frame)
+    forced_frames: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    free_frames: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    word_frames_raw: list[tuple[int, int, int]] = dataclasses.field(default_factory=list, repr=False)
+    free_phones: list[tuple[str, int, int]] = dataclasses.field(default_factory=list, repr=False)
+    # the edge decode (transcript between optional free phone loops): (phones, seconds) of speech the loops took
+    # before the first word and after the last; None when that decode found no path
+    unexplained_edges: tuple[int, float, int, float] | None = None
 
     @property
     def score_per_frame(self) -> float:
@@ -119,6 +129,7 @@ class PocketsphinxAligner:
         from pocketsphinx import Decoder
 
         self.min_pause_s = min_pause_s
+        self._aliases: dict[str, str] = {}
         options = {"bestpath": False, "loglevel": "FATAL", "compallsen": True, **dataclasses.asdict(beams)}
         self.decoder = Decoder(lm=None, **options)
         self.phone_loop = Decoder(allphone=str(model_dir() / "en-us-phone.lm.bin"), lm=None, **options)
@@ -146,9 +157,13 @@ class PocketsphinxAligner:
             raise KoeInputError("align-failed: pocketsphinx found no path through the text")
         result = _collect(alignment, self.decoder.n_frames(), len(words))
         forced = _frame_scores(alignment, result.num_frames)
+        result.forced_frames = forced
         free = self._free_scores(pcm, result.num_frames)
         if free is not None:
+            free, result.free_phones = free
+            result.free_frames = free
             result.fit_deficit = float(np.mean(free - forced))
+        result.unexplained_edges = self._edge_loops(pcm, words)
         pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
         split_at_quiet(result.words, result.phones, pauses)
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)
@@ -166,7 +181,45 @@ class PocketsphinxAligner:
         _decode(self.decoder, pcm)
         return self.decoder.get_alignment()
 
-    def _free_scores(self, pcm: bytes, num_frames: int) -> np.ndarray | None:
+    def _edge_loops(self, pcm: bytes, words: list[str]) -> tuple[int, float, int, float] | None:
+        """Decode the transcript between two optional free phone loops (a JSGF grammar `<phone>* words <phone>*`)
+        and return (phones, seconds) the loops took before the first word and after the last.
+
+        A transcript missing words at its start or end must otherwise stretch its first / last word over their
+        speech (which the fit deficit, averaged over the utterance, hardly sees); given the choice, the decoder
+        spends loop phones on that speech. None when the grammar found no path."""
+        tokens = [self._jsgf_token(w) for w in words]
+        loop = " | ".join(_PHONE_WORD + p.lower() for p in sorted(PHONES))
+        grammar = f"#JSGF V1.0;\ngrammar koe;\n<phone> = {loop};\npublic <s> = <phone>* {' '.join(tokens)} <phone>*;\n"
+        try:
+            self.decoder.add_jsgf_string("koe_edges", grammar)
+            self.decoder.activate_search("koe_edges")
+            _decode(self.decoder, pcm)
+            segments = list(self.decoder.seg() or []) if self.decoder.hyp() is not None else []
+        except (RuntimeError, ValueError):
+            return None
+        named = [(seg.word, seg.start_frame, seg.end_frame) for seg in segments]
+        inside = [i for i, (w, _, _) in enumerate(named) if not w.startswith(_PHONE_WORD) and w not in _NON_WORDS]
+        if not inside:
+            return None
+
+        def loops(part):
+            taken = [(a, b) for w, a, b in part if w.startswith(_PHONE_WORD)]
+            return len(taken), round(sum(b - a + 1 for a, b in taken) * FRAME_S, 4)
+
+        return (*loops(named[:inside[0]]), *loops(named[inside[-1] + 1:]))
+
+    def _jsgf_token(self, word: str) -> str:
+        """`word`, or an alias with its pronunciation where the JSGF parser would not take it as a token."""
+        if _JSGF_SAFE.fullmatch(word):
+            return word
+        alias = self._aliases.get(word)
+        if alias is None:
+            alias = self._aliases[word] = f"koe_w{len(self._aliases)}"
+            self.decoder.add_word(alias, self.decoder.lookup_word(word), False)
+        return alias
+
+    def _free_scores(self, pcm: bytes, num_frames: int) -> tuple[np.ndarray, list[tuple[str, int, int]]] | None:
         """Per-frame scores of the free phone-loop decode, force-aligned like a transcript (so both are scored by
         the same search); None when the loop finds no phones or its string no path (rare: 1 of 216 espeak
         utterances)."""
@@ -179,7 +232,9 @@ class PocketsphinxAligner:
             return None
         if alignment is None or self.decoder.n_frames() != num_frames:
             return None
-        return _frame_scores(alignment, num_frames)
+        phones = [(e.name[len(_PHONE_WORD):], e.start, e.start + e.duration) for e in alignment
+                  if e.name.startswith(_PHONE_WORD)]
+        return _frame_scores(alignment, num_frames), phones
 
 
 def _decode(decoder, pcm: bytes) -> None:
@@ -205,6 +260,7 @@ def _pcm16(audio: np.ndarray) -> bytes:
 def _collect(alignment, num_frames: int, expected_words: int) -> AlignResult:
     words: list[Span] = []
     phones: list[Span] = []
+    raw: list[tuple[int, int, int]] = []
     word_frames = word_score = squeezed = 0
     for entry in alignment:
         if entry.name in _NON_WORDS:
@@ -212,13 +268,14 @@ def _collect(alignment, num_frames: int, expected_words: int) -> AlignResult:
         start, dur = entry.start, entry.duration
         words.append((_VARIANT.sub("", entry.name), _time(start), _time(start + dur)))
         word_phones = list(entry)
+        raw.append((start, start + dur, len(word_phones)))
         phones.extend((p.name.lower(), _time(p.start), _time(p.start + p.duration)) for p in word_phones)
         word_frames += dur
         word_score += entry.score
         squeezed += dur <= MIN_FRAMES_PER_PHONE * len(word_phones)
     if len(words) != expected_words:
         raise KoeInputError(f"align-failed: {len(words)} words aligned of {expected_words}")
-    return AlignResult(words, phones, num_frames, word_frames, word_score, squeezed)
+    return AlignResult(words, phones, num_frames, word_frames, word_score, squeezed, word_frames_raw=raw)
 
 
 def _time(frame: int) -> float:
