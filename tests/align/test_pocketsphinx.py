@@ -30,6 +30,12 @@ def aligner() -> PocketsphinxAligner:
     return PocketsphinxAligner()
 
 
+@pytest.fixture(scope="module")
+def edge_aligner() -> PocketsphinxAligner:
+    """With the edge decode that the opt-in min_unexplained_* rule reads (off in the default aligner)."""
+    return PocketsphinxAligner(edge_loops=True)
+
+
 def _write_synth(tmp_path: Path, texts: list[str], voice: str = "en-us") -> tuple[Path, dict]:
     utts, truth = [], {}
     for i, text in enumerate(texts):
@@ -187,10 +193,12 @@ def test_edge_loop_rule_needs_both_phones_and_time_at_each_edge() -> None:
     ("The hogs were fed chopped corn and garbage.", "last"),
 ])
 def test_missing_edge_word_that_the_aligner_stretches_over_is_caught_by_the_edge_loops(
-    aligner: PocketsphinxAligner, text: str, drop: str
+    aligner: PocketsphinxAligner, edge_aligner: PocketsphinxAligner, text: str, drop: str
 ) -> None:
     syn = synthesize(text, voice="en-us", rate_wpm=220, pitch=50)
     words = [w for w, _, _ in syn.words]
+    assert aligner.align(syn.audio, words).unexplained_edges is None  # the default aligner skips the edge decode
+    aligner = edge_aligner
     partial = aligner.align(syn.audio, words[1:] if drop == "first" else words[:-1])
     full = aligner.align(syn.audio, words)
     without_loops = MismatchRule()  # the default: the edge-loop rule off
@@ -203,7 +211,7 @@ def test_missing_edge_word_that_the_aligner_stretches_over_is_caught_by_the_edge
 
 
 def test_edge_loops_take_words_the_jsgf_parser_would_not(aligner: PocketsphinxAligner) -> None:
-    own = PocketsphinxAligner(extra_words={"r2d2": ["AA", "R", "T", "UW", "D", "IY", "T", "UW"]})
+    own = PocketsphinxAligner(extra_words={"r2d2": ["AA", "R", "T", "UW", "D", "IY", "T", "UW"]}, edge_loops=True)
     syn = synthesize("A r2d2 rod is used to catch pink salmon.", voice="en-us", rate_wpm=180, pitch=50)
     result = own.align(syn.audio, [w for w, _, _ in syn.words])
     assert result.unexplained_edges is not None and result.unexplained_edges[0] == 0

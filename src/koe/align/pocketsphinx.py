@@ -124,11 +124,15 @@ class PocketsphinxAligner:
     """One pocketsphinx decoder, reused across utterances (building it loads the model, ~0.5 s)."""
 
     def __init__(
-        self, beams: Beams = Beams(), extra_words: dict[str, list[str]] | None = None, min_pause_s: float = 0.1
+        self, beams: Beams = Beams(), extra_words: dict[str, list[str]] | None = None, min_pause_s: float = 0.1,
+        edge_loops: bool = False,
     ):
+        """`edge_loops` runs the edge decode (`unexplained_edges`, ~0.2 s an utterance) that only the opt-in
+        min_unexplained_* rule reads, so the default aligner does not pay for it."""
         from pocketsphinx import Decoder
 
         self.min_pause_s = min_pause_s
+        self.edge_loops = edge_loops
         self._aliases: dict[str, str] = {}
         options = {"bestpath": False, "loglevel": "FATAL", "compallsen": True, **dataclasses.asdict(beams)}
         self.decoder = Decoder(lm=None, **options)
@@ -163,7 +167,8 @@ class PocketsphinxAligner:
             free, result.free_phones = free
             result.free_frames = free
             result.fit_deficit = float(np.mean(free - forced))
-        result.unexplained_edges = self._edge_loops(pcm, words)
+        if self.edge_loops:
+            result.unexplained_edges = self._edge_loops(pcm, words)
         pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
         split_at_quiet(result.words, result.phones, pauses)
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)

@@ -119,7 +119,8 @@ def _run_jobs(jobs, cfg: AlignConfig, lexicon: dict[str, list[str]], report: Sta
     beams = Beams(cfg.beam, cfg.wbeam, cfg.pbeam, cfg.lpbeam, cfg.lponlybeam)
     tasks = [(u, words, str(cfg.manifest.parent), cfg.max_duration_s) for u, words in jobs]
     results: dict[str, AlignResult] = {}
-    init_args = (beams, lexicon, cfg.min_pause_s)
+    edge_loops = cfg.min_unexplained_start[0] > 0 or cfg.min_unexplained_end[0] > 0
+    init_args = (beams, lexicon, cfg.min_pause_s, edge_loops)
     if cfg.num_workers == 1:
         _init_worker(*init_args)
         outcomes = map(_align_one, tasks)
@@ -140,9 +141,9 @@ def _run_jobs(jobs, cfg: AlignConfig, lexicon: dict[str, list[str]], report: Sta
     return results
 
 
-def _init_worker(beams: Beams, lexicon: dict[str, list[str]], min_pause_s: float) -> None:
+def _init_worker(beams: Beams, lexicon: dict[str, list[str]], min_pause_s: float, edge_loops: bool) -> None:
     global _aligner
-    _aligner = PocketsphinxAligner(beams, extra_words=lexicon, min_pause_s=min_pause_s)
+    _aligner = PocketsphinxAligner(beams, extra_words=lexicon, min_pause_s=min_pause_s, edge_loops=edge_loops)
 
 
 def _align_one(task) -> AlignResult | str:
