@@ -85,5 +85,7 @@ def test_train_c2f_loss_falls_and_bad_requests_fail_clearly(tmp_path):
 def test_c2f_config_needs_a_codec():
     from koe.config import ConfigError
 
+    cfg = load_config(VocoderConfig, overrides=["manifest=m.jsonl", "units_dir=u", "kind=c2f", "c2f.codec=c"])
+    assert (cfg.c2f.optim.lr, cfg.c2f.optim.schedule) == (2e-3, "cosine")  # its own defaults reach the loaded config
     with pytest.raises(ConfigError, match=r"(?s)c2f.codec is required.*c2f.hidden_size must be positive"):
         load_config(VocoderConfig, overrides=["manifest=m.jsonl", "units_dir=u", "kind=c2f", "c2f.hidden_size=0"])

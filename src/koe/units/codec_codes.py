@@ -139,6 +139,6 @@ def render_codes_markdown(stats: dict[str, Any]) -> str:
     head = (f"# Codec code statistics: {stats['units_dir']}\n\ncodec {stats['codec']} ({stats['model_type']}), "
             f"{stats['num_utterances']} utterances, {stats['audio_hours']:.3f} h, {stats['num_levels']} levels x "
             f"{stats['codebook_size']} codes at {stats['frame_rate_hz']:g} Hz = {stats['bitrate_bps']:.0f} bit/s\n\n"
-            "| level | usage | perplexity | bit/s |\n|---|---|---|---|\n")
-    return head + "".join(f"| {s['level']} | {s['usage']:.3f} | {s['perplexity']:.1f} | {s['bitrate_bps']:.0f} |\n"
+            "| level (1 = coarsest) | usage | perplexity | bit/s |\n|---|---|---|---|\n")
+    return head + "".join(f"| {s['level'] + 1} | {s['usage']:.3f} | {s['perplexity']:.1f} | {s['bitrate_bps']:.0f} |\n"
                           for s in stats["levels"])
