@@ -69,9 +69,10 @@ def main() -> None:
     if c2f is not None:
         systems += ["c2f (nearest voice)", "c2f (first voice)"]
     stats = {s: {"errors": 0, "words": 0, "mcd": [], "sim": [], "failed": []} for s in systems}
-    all_codes, cache = [], {}
+    all_codes, cache, originals = [], {}, {}
     for utt in utts:
         wav = load_audio(utt.resolve_audio(args.manifest.parent))
+        originals.setdefault(utt.speaker, []).append(wav)
         codes = codec.encode(wav)
         all_codes.append(codes)
         audio = {"espeak original": None,
@@ -97,11 +98,22 @@ def main() -> None:
               "codebook_size": codec.codebook_size, "frame_rate_hz": codec.frame_rate_hz,
               "usage_heldout_voices": levels, "codec_training_eval": codec_cfg.get("heldout"),
               "c2f_eval": json.loads((args.c2f / "vocoder.json").read_text()).get("heldout") if args.c2f else None,
-              "utterances": [u.id for u in utts], "rows": rows}
+              "utterances": [u.id for u in utts], "rows": rows, **similarity_references(originals)}
     table = render(result, args)
     print(table)
     (args.out / "table.md").write_text(table + "\n")
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
+
+
+def similarity_references(originals: dict[str, list[np.ndarray]]) -> dict:
+    """Speaker similarity of two originals of one voice (ceiling) and of two voices (floor), as vocoder_quality."""
+    voices = list(originals)
+    same = [cosine(speaker_embedding(a), speaker_embedding(b)) for v in voices
+            for a, b in zip(originals[v][::2], originals[v][1::2], strict=False)]
+    other = [cosine(speaker_embedding(a), speaker_embedding(b))
+             for a, b in zip(originals[voices[0]], originals[voices[-1]], strict=False)] if len(voices) > 1 else []
+    return {"sim_same_voice": float(np.mean(same)) if same else None,
+            "sim_other_voice": float(np.mean(other)) if other else None}
 
 
 def _decode_levels(codec: CodecTokenizer, codes: np.ndarray, n: int) -> np.ndarray:
@@ -139,13 +151,16 @@ def render(result: dict, args) -> str:
     lines = [f"codec {result['codec']}: {result['levels']} levels x {result['codebook_size']} codes at "
              f"{result['frame_rate_hz']:g} Hz = {result['bitrate_bps']:.0f} bit/s; held-out voices "
              f"{', '.join(args.held_out)}, {len(result['utterances'])} utterances", "",
-             "| level | usage (held-out voices) | perplexity |", "|---|---|---|"]
+             "| level | usage (scored utterances) | perplexity |", "|---|---|---|"]
     lines += [f"| {s['level'] + 1} | {s['usage']:.3f} | {s['perplexity']:.1f} |"
               for s in result["usage_heldout_voices"]]
     lines += ["", "| system | WER | WER ratio | MCD (dB) | speaker sim | failed |", "|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['system']} | {f(r['wer'], '.3f')} | {f(r['wer_ratio'], '.2f')} | "
                      f"{f(r['mcd_db'], '.2f')} | {f(r['speaker_sim'], '.3f')} | {len(r['failed'])} |")
+    if result["sim_same_voice"] is not None and result["sim_other_voice"] is not None:
+        lines.append(f"\nspeaker-sim references (originals): same voice {result['sim_same_voice']:.3f}, "
+                     f"other voice {result['sim_other_voice']:.3f}")
     if result["c2f_eval"]:
         e = result["c2f_eval"]
         lines.append(f"\nc2f held-out (training voices) code accuracy per level: teacher-forced "

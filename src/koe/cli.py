@@ -73,7 +73,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("koe.serve.run:run_serve", "koe.serve.config:ServeConfig",
                      "A local web page to talk to a model; answers stream as text and speech.", "model"),
     "vocoder train": Command("koe.vocoder.train:run_vocoder_train", "koe.vocoder.config:VocoderConfig",
-                             "Train the baseline units-to-mel vocoder (Griffin-Lim)."),
+                             "Train a unit vocoder: baseline (Griffin-Lim), hifigan or c2f (codec tokens)."),
     "ssl pretrain": Command("koe.ssl.pretrain:run_pretrain", "koe.ssl.config:PretrainConfig",
                             "Pretrain a small HuBERT from scratch on k-means targets (HuBERT iteration 1).",
                             "manifest"),

@@ -90,8 +90,10 @@ class C2FConfig:
 class VocoderConfig:
     """Train a unit vocoder. kind=baseline: unit embeddings -> convolutions -> log-mel, inverted by Griffin-Lim
     (fast, robotic, one voice). kind=hifigan: a HiFi-GAN generator from units + speaker to waveform, with a duration
-    predictor for deduplicated units (koe.vocoder.hifigan). The saved folder is what `koe generate` loads as
-    `vocoder=`; `UnitVocoder.load` picks the class from its vocoder.json.
+    predictor for deduplicated units (koe.vocoder.hifigan). kind=c2f: units + speaker -> the codes of every level of
+    a codec (`c2f.codec`, e.g. from `koe units train-codec`) -> the codec's decoder (koe.vocoder.coarse_to_fine).
+    The saved folder is what `koe generate` loads as `vocoder=`; `UnitVocoder.load` picks the class from its
+    vocoder.json.
     """
 
     manifest: Path | None = dataclasses.field(
