@@ -9,6 +9,7 @@ the originals' WER, DTW mel-cepstral distortion, cepstral speaker similarity):
 - mel + Griffin-Lim: the true log-mel inverted by Griffin-Lim, the ceiling of a mel codec (koe's codec codes mel,
   its waveform comes from Griffin-Lim too);
 - codec resynthesis: decode(encode(audio)) with all levels, and with the first level only (the coarse code);
+- control: uniformly random codes of the same length through the codec (what the ASR's corpus LM makes of noise);
 - coarse-to-fine: the held-out utterance's phonetic units and true durations -> codes -> codec decoder, in the
   training voice nearest to the original (the voice is unseen) and, as a control, the codec's first training voice.
 Codebook usage and perplexity per level are over the codes of the scored utterances (held-out voices) and, from the
@@ -65,11 +66,13 @@ def main() -> None:
     units = {r.id: r for r in read_unit_shards(args.units)}
     utts = [u for u in pick_utterances(args.manifest, args.held_out, args.num) if u.id in units]
     recognise = Recogniser([u.text for u in read_manifest(args.manifest)], args.out)
-    systems = ["espeak original", "mel + Griffin-Lim", "codec (all levels)", "codec (level 1 only)"]
+    systems = ["espeak original", "mel + Griffin-Lim", "codec (all levels)", "codec (level 1 only)",
+               "control: random codes"]
     if c2f is not None:
         systems += ["c2f (nearest voice)", "c2f (first voice)"]
     stats = {s: {"errors": 0, "words": 0, "mcd": [], "sim": [], "failed": []} for s in systems}
     all_codes, cache, originals = [], {}, {}
+    rng = np.random.default_rng(0)
     for utt in utts:
         wav = load_audio(utt.resolve_audio(args.manifest.parent))
         originals.setdefault(utt.speaker, []).append(wav)
@@ -78,7 +81,8 @@ def main() -> None:
         audio = {"espeak original": None,
                  "mel + Griffin-Lim": griffin_lim(log_mel(torch.from_numpy(wav), SPEC), SPEC).numpy(),
                  "codec (all levels)": codec.decode(codes),
-                 "codec (level 1 only)": _decode_levels(codec, codes, 1)}
+                 "codec (level 1 only)": _decode_levels(codec, codes, 1),
+                 "control: random codes": codec.decode(rng.integers(0, codec.codebook_size, codes.shape))}
         if c2f is not None:
             rec = units[utt.id]
             for name, voice in (("c2f (nearest voice)", nearest_voice(c2f, args.manifest, wav, cache)),

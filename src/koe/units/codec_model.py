@@ -7,7 +7,7 @@
 The same CodecTokenizer API as EnCodec/DAC/Mimi: the folder is HF-like (config.json with model_type "koe_codec",
 model.safetensors) and this module's `KoeCodec` answers `encode(x).audio_codes` / `decode(codes).audio_values` as
 transformers' codecs do. It is a *mel* codec: encoder input and decoder output are 80-bin log-mel frames (100 Hz),
-the latent runs at 100 / `stride` Hz, and the waveform comes from fast Griffin-Lim (koe.vocoder.griffin_lim), so the
+the latent runs at 100 / `stride` Hz, and the waveform comes from fast Griffin-Lim (koe.audio.mel), so the
 phase is not coded; on CPU budgets that trains in minutes where a waveform decoder with discriminators does not.
 
 The quantiser (`EmaResidualVQ`) is SoundStream/EnCodec's: per level the nearest codeword of the residual, a
@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from koe.vocoder.griffin_lim import MelSpec, griffin_lim
+from koe.audio.mel import MelSpec, griffin_lim
 
 MODEL_TYPE = "koe_codec"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
@@ -165,7 +165,7 @@ class KoeCodec(nn.Module):
 
     def wav_to_mel(self, wav: torch.Tensor) -> torch.Tensor:
         """[samples] -> [T, n_mels] log-mel, T padded (edge) to a multiple of the stride."""
-        from koe.vocoder.griffin_lim import log_mel
+        from koe.audio.mel import log_mel
 
         mel = log_mel(wav.float(), self.mel)
         pad = (-len(mel)) % self.shape.stride

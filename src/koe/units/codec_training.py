@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 
 from koe.audio import load_audio
+from koe.audio.mel import MelSpec, griffin_lim, log_mel
 from koe.config import save_config
 from koe.corpus.manifest import read_manifest
 from koe.seed import seed_everything
@@ -38,7 +39,6 @@ from koe.training.schedule import build_scheduler
 from koe.units.codec_config import CodecTrainConfig
 from koe.units.codec_model import CodecShape, KoeCodec
 from koe.units.rvq import codebook_stats
-from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
 
 STAGE = "units train-codec"
 

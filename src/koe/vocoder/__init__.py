@@ -6,7 +6,7 @@ coarse-to-fine, units -> codec tokens -> the codec's decoder (koe.vocoder.coarse
     audio = units_to_audio(vocoder, units, speaker="en-us")
 """
 
-from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
+from koe.audio.mel import MelSpec, griffin_lim, log_mel
 from koe.vocoder.model import UnitVocoder
 
 __all__ = ["MelSpec", "UnitVocoder", "griffin_lim", "log_mel", "units_to_audio"]

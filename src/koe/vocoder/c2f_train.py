@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from koe.audio.mel import MelSpec
 from koe.config import save_config
 from koe.seed import seed_everything
 from koe.stage import KoeInputError, StageReport, progress, write_json
@@ -28,7 +29,6 @@ from koe.training.optim import build_adamw, optimizer_step
 from koe.training.schedule import build_scheduler
 from koe.vocoder.coarse_to_fine import C2FShape, CoarseToFineVocoder
 from koe.vocoder.config import VocoderConfig
-from koe.vocoder.griffin_lim import MelSpec
 
 
 @dataclasses.dataclass

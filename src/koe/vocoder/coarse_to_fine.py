@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from koe.vocoder.griffin_lim import MelSpec
+from koe.audio.mel import MelSpec
 from koe.vocoder.hifigan import DurationPredictor
 from koe.vocoder.requests import check_request, speaker_index, to_mel_rate
 
