@@ -8,7 +8,8 @@
 Residual vector quantisation gives every frame one code per level; level 1 carries the coarse content and later
 levels refine it (FIELD.md: EnCodec 75 Hz x up to 32 levels of 1024, Mimi 12.5 Hz x 8 of 2048). How the levels
 become one token sequence for an LM is koe.units.codec_layout's job. The family is picked from the saved config's
-model_type; nothing here forks transformers' model code.
+model_type; nothing here forks transformers' model code. model_type "koe_codec" is koe's own small mel codec
+(koe.units.codec_model, trained by `koe units train-codec`), behind the same encode/decode.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ FAMILIES = {
     "encodec": CodecFamily("EncodecModel", ""),
     "dac": CodecFamily("DacModel", "n_codebooks"),
     "mimi": CodecFamily("MimiModel", "num_quantizers"),
+    "koe_codec": CodecFamily("koe.units.codec_model:KoeCodec", "num_quantizers"),  # `koe units train-codec`
 }
 
 
@@ -59,6 +61,10 @@ class CodecTokenizer:
     def load(cls, name_or_path: str | Path, device: str = "cpu") -> CodecTokenizer:
         import transformers
 
+        from koe.units.codec_model import MODEL_TYPE, KoeCodec, is_koe_codec
+
+        if is_koe_codec(name_or_path):  # koe's own codec: not a transformers model type
+            return cls(KoeCodec.from_pretrained(name_or_path), MODEL_TYPE, str(name_or_path), device)
         try:
             config = transformers.AutoConfig.from_pretrained(str(name_or_path))
         except (OSError, ValueError) as e:

@@ -28,6 +28,9 @@ stats_config.yaml and units_stats_summary.json. Numbers:
 An utterance missing from the manifest, or whose frames disagree with its manifest duration (a sign the manifest
 is not the one that was encoded), is listed as failed; its units still count for rates and codebook, with frame
 durations. Labels are used as written (e.g. ARPAbet stress digits are kept).
+
+A folder of multi-level codec codes (`koe units encode-codec`, koe.units.codec_codes) gets its own report instead:
+bitrate = frame rate x levels x log2(codebook size), and usage and perplexity per level.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from koe.config import save_config
 from koe.corpus.manifest import Span, Utterance, iter_manifest
 from koe.stage import KoeInputError, StageReport, atomic_write_text, progress, write_json
 from koe.units.boundaries import BoundaryCounts, span_boundaries, syllable_spans
+from koe.units.codec_codes import codes_stats, is_codes_dir, render_codes_markdown
 from koe.units.config import StatsConfig
 from koe.units.invariance import normalize_text, speaker_invariance
 from koe.units.shards import UnitRecord, load_units_meta, read_unit_shards
@@ -220,6 +224,8 @@ def run_stats(cfg: StatsConfig) -> StageReport:
     """Read every unit record once, count, then write stats.json, stats.md and stats.png."""
     units_dir = Path(cfg.units_dir)
     out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else units_dir
+    if is_codes_dir(units_dir):  # multi-level codec codes (`koe units encode-codec`): per-level numbers
+        return _run_codes_stats(cfg, units_dir, out_dir)
     meta = load_units_meta(units_dir)
     save_config(cfg, out_dir, name="stats_config.yaml")
     report = StageReport(STAGE, out_dir)
@@ -250,6 +256,20 @@ def run_stats(cfg: StatsConfig) -> StageReport:
             report.extra[f"{kind}_boundary_f1"] = stats["boundaries"][kind]["f1"]
     if stats["speaker_invariance"]:
         report.extra["same_text_ned"] = stats["speaker_invariance"]["same_text_ned"]
+    return report.finish()
+
+
+def _run_codes_stats(cfg: StatsConfig, units_dir: Path, out_dir: Path) -> StageReport:
+    """stats.json / stats.md of a codec-codes folder: bitrate, and usage and perplexity per level."""
+    report = StageReport(STAGE, out_dir)
+    save_config(cfg, out_dir, name="stats_config.yaml")
+    stats = codes_stats(units_dir)
+    write_json(out_dir / "stats.json", stats)
+    atomic_write_text(out_dir / "stats.md", render_codes_markdown(stats))
+    report.items_in = report.items_out = stats["num_utterances"]
+    report.extra.update(bitrate_bps=stats["bitrate_bps"], num_levels=stats["num_levels"],
+                        usage_per_level=[round(s["usage"], 3) for s in stats["levels"]],
+                        perplexity_per_level=[round(s["perplexity"], 1) for s in stats["levels"]])
     return report.finish()
 
 

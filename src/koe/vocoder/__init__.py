@@ -1,11 +1,12 @@
-"""Units to audio. Two kinds behind one interface (koe.vocoder.registry): the baseline units-to-log-mel regressor
-inverted with Griffin-Lim (koe.vocoder.train) and the neural HiFi-GAN unit vocoder (koe.vocoder.hifigan).
+"""Units to audio. Three kinds behind one interface (koe.vocoder.registry): the baseline units-to-log-mel regressor
+inverted with Griffin-Lim (koe.vocoder.train), the neural HiFi-GAN unit vocoder (koe.vocoder.hifigan) and
+coarse-to-fine, units -> codec tokens -> the codec's decoder (koe.vocoder.coarse_to_fine).
 
     vocoder = UnitVocoder.load("runs/voc")      # the class named in vocoder.json
     audio = units_to_audio(vocoder, units, speaker="en-us")
 """
 
-from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
+from koe.audio.mel import MelSpec, griffin_lim, log_mel
 from koe.vocoder.model import UnitVocoder
 
 __all__ = ["MelSpec", "UnitVocoder", "griffin_lim", "log_mel", "units_to_audio"]

@@ -3,6 +3,7 @@
     koe vocoder train manifest=synth/manifest.jsonl units_dir=units out_dir=vocoder              # baseline
     koe vocoder train src/koe/configs/vocoder/hifigan_gpu.yaml manifest=... units_dir=... out_dir=...
     koe vocoder train kind=hifigan hifigan.upsample_initial_channel=64 steps=2000 exclude_speakers=[en+f5]
+    koe vocoder train kind=c2f c2f.codec=runs/codec manifest=... units_dir=... out_dir=runs/c2f steps=1500
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Literal
+
+from koe.training.config import OptimConfig
 
 
 @dataclasses.dataclass
@@ -55,11 +58,42 @@ class HifiGanConfig:
 
 
 @dataclasses.dataclass
+class C2FOptim(OptimConfig):
+    """The shared AdamW + schedule options (koe.training.config) with a small conv net's defaults. (A subclass, not
+    a default_factory: koe.config builds nested configs from their class defaults.)"""
+
+    lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = dataclasses.field(default=0.01, metadata={"help": "AdamW decoupled decay on matrices"})
+    schedule: Literal["wsd", "cosine", "constant"] = dataclasses.field(
+        default="cosine", metadata={"help": "after warm-up: cosine to min_lr_ratio, wsd, or constant"})
+    warmup_steps: float = dataclasses.field(
+        default=0.05, metadata={"help": "warm-up: a fraction of the steps (< 1) or a step count"})
+
+
+@dataclasses.dataclass
+class C2FConfig:
+    """Coarse-to-fine (kind=c2f): phonetic units + speaker -> codes of every level of a codec -> the codec's decoder
+    (koe.vocoder.coarse_to_fine). The optimiser is the shared koe.training one."""
+
+    codec: str = dataclasses.field(default="", metadata={
+        "help": "codec folder or hub id (CodecTokenizer.load: `koe units train-codec` output, EnCodec, DAC, Mimi)"})
+    hidden_size: int = dataclasses.field(default=192, metadata={"help": "channels of trunk and level blocks"})
+    num_layers: int = dataclasses.field(default=4, metadata={"help": "dilated residual conv blocks of the trunk"})
+    segment_frames: int = dataclasses.field(default=100, metadata={"help": "training crop in codec frames"})
+    optim: C2FOptim = dataclasses.field(default_factory=C2FOptim)
+    log_every: int = dataclasses.field(default=25, metadata={"help": "metrics.jsonl line every N steps"})
+    time_budget_s: float = dataclasses.field(
+        default=0.0, metadata={"help": "stop training (and save) after this many seconds (0 = no limit)"})
+
+
+@dataclasses.dataclass
 class VocoderConfig:
     """Train a unit vocoder. kind=baseline: unit embeddings -> convolutions -> log-mel, inverted by Griffin-Lim
     (fast, robotic, one voice). kind=hifigan: a HiFi-GAN generator from units + speaker to waveform, with a duration
-    predictor for deduplicated units (koe.vocoder.hifigan). The saved folder is what `koe generate` loads as
-    `vocoder=`; `UnitVocoder.load` picks the class from its vocoder.json.
+    predictor for deduplicated units (koe.vocoder.hifigan). kind=c2f: units + speaker -> the codes of every level of
+    a codec (`c2f.codec`, e.g. from `koe units train-codec`) -> the codec's decoder (koe.vocoder.coarse_to_fine).
+    The saved folder is what `koe generate` loads as `vocoder=`; `UnitVocoder.load` picks the class from its
+    vocoder.json.
     """
 
     manifest: Path | None = dataclasses.field(
@@ -67,8 +101,9 @@ class VocoderConfig:
     units_dir: Path | None = dataclasses.field(
         default=None, metadata={"help": "unit shards of the same manifest", "required": True})
     out_dir: Path = dataclasses.field(default=Path("vocoder"), metadata={"help": "where the vocoder folder goes"})
-    kind: Literal["baseline", "hifigan"] = dataclasses.field(
-        default="baseline", metadata={"help": "baseline (units->mel + Griffin-Lim) or hifigan (neural)"})
+    kind: Literal["baseline", "hifigan", "c2f"] = dataclasses.field(
+        default="baseline", metadata={"help": "baseline (units->mel + Griffin-Lim), hifigan (neural) or c2f "
+                                              "(units -> codec tokens -> codec decoder)"})
     hidden_size: int = dataclasses.field(default=256, metadata={"help": "baseline: channels of the convolution stack"})
     num_layers: int = dataclasses.field(default=4, metadata={"help": "baseline: residual convolution blocks"})
     kernel_size: int = dataclasses.field(default=5, metadata={"help": "convolution width in unit frames"})
@@ -82,6 +117,7 @@ class VocoderConfig:
     resume: bool = dataclasses.field(
         default=True, metadata={"help": "hifigan: continue from the newest complete checkpoint in out_dir"})
     hifigan: HifiGanConfig = dataclasses.field(default_factory=HifiGanConfig)
+    c2f: C2FConfig = dataclasses.field(default_factory=C2FConfig)
     seed: int = dataclasses.field(default=0, metadata={"help": "seeds init, crops and batches"})
     device: str = dataclasses.field(default="auto", metadata={"help": "cpu, cuda or auto"})
 
@@ -104,4 +140,10 @@ class VocoderConfig:
                 problems.append(f"hifigan.{name} must be positive")
         if h.upsample_initial_channel % (2 ** len(h.upsample_rates)):
             problems.append("hifigan.upsample_initial_channel must halve cleanly at every upsampling layer")
+        if self.kind == "c2f":
+            if not self.c2f.codec:
+                problems.append("c2f.codec is required for kind=c2f (a codec folder or hub id)")
+            problems += [f"c2f.{k} must be positive" for k in ("hidden_size", "num_layers", "segment_frames",
+                                                                "log_every") if getattr(self.c2f, k) <= 0]
+            problems += self.c2f.optim.problems("c2f.optim.")
         return problems

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from koe.audio import load_audio
+from koe.audio.mel import MelSpec
 from koe.corpus.manifest import read_manifest
 from koe.stage import KoeInputError, StageReport, progress
 from koe.vocoder.config import VocoderConfig
-from koe.vocoder.griffin_lim import MelSpec
 from koe.vocoder.requests import to_mel_rate
 
 

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from koe.vocoder.griffin_lim import MelSpec
+from koe.audio.mel import MelSpec
 from koe.vocoder.requests import check_request, speaker_index, to_mel_rate
 
 KIND = "unit-hifigan"

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from koe.audio.mel import MelSpec
 from koe.config import save_config
 from koe.seed import seed_everything
 from koe.stage import StageReport, progress, write_json
@@ -34,7 +35,6 @@ from koe.vocoder.discriminators import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from koe.vocoder.griffin_lim import MelSpec
 from koe.vocoder.hifigan import GeneratorShape, HifiGanVocoder, batch_log_mel
 
 STATE_FILE = "trainer_state.json"

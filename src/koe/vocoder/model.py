@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from koe.vocoder.griffin_lim import MelSpec, griffin_lim
+from koe.audio.mel import MelSpec, griffin_lim
 from koe.vocoder.requests import check_request
 
 

@@ -19,11 +19,13 @@ from koe.stage import KoeInputError
 KINDS = {
     "unit-mel-griffin-lim": "koe.vocoder.model:UnitVocoder",
     "unit-hifigan": "koe.vocoder.hifigan:HifiGanVocoder",
+    "unit-codec-c2f": "koe.vocoder.coarse_to_fine:CoarseToFineVocoder",
 }
 # VocoderConfig.kind -> trainer
 TRAINERS = {
     "baseline": "koe.vocoder.train:train_baseline",
     "hifigan": "koe.vocoder.hifigan_train:train_hifigan",
+    "c2f": "koe.vocoder.c2f_train:train_c2f",
 }
 
 

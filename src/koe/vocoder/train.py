@@ -18,6 +18,7 @@ import soundfile as sf
 import torch
 
 from koe.audio import load_audio
+from koe.audio.mel import MelSpec, griffin_lim, log_mel
 from koe.config import save_config
 from koe.corpus.manifest import read_manifest
 from koe.seed import seed_everything
@@ -26,7 +27,6 @@ from koe.training.device import make_accelerator
 from koe.training.logger import plot_step_losses
 from koe.training.optim import optimizer_step
 from koe.vocoder.config import VocoderConfig
-from koe.vocoder.griffin_lim import MelSpec, griffin_lim, log_mel
 from koe.vocoder.model import UnitVocoder
 
 

@@ -1,7 +1,9 @@
 """Log-mel spectrograms and their inversion to audio with fast Griffin-Lim, in plain torch.
 
 The mel settings (16 kHz, 25 ms window, 10 ms hop, 80 bins, Slaney scale) are fixed here because the vocoder's
-targets and its inversion must agree; they are saved in the vocoder folder.
+targets and its inversion must agree; they are saved in the vocoder folder. It lives in koe.audio (it was
+koe.vocoder.griffin_lim) because both koe.vocoder and koe's own mel codec in koe.units use it, and koe.units must not
+import koe.vocoder (koe.vocoder reads unit shards: tests/core/test_layering.py forbids the cycle).
 """
 
 from __future__ import annotations
