@@ -163,9 +163,12 @@ def _merge(into: dict, new: dict) -> None:
             into[k] = v
 
 
-def _build(cls: type, values: dict, prefix: str, problems: list[str], bad: set[str]) -> Any:
+def _build(cls: type, values: dict, prefix: str, problems: list[str], bad: set[str], base: Any = None) -> Any:
     """An instance of `cls` from `values`; an option with a problem keeps its default (and is added to `bad`), so
-    `validate()` can still check the others in the same run. None when a required field has no value at all."""
+    `validate()` can still check the others in the same run. None when a required field has no value at all.
+
+    `base` is the enclosing field's default instance (its `default_factory()`): options not given keep its values,
+    so a stage that sets its own defaults for a shared nested config (sft's cosine optimiser) gets them."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in values:
@@ -182,7 +185,9 @@ def _build(cls: type, values: dict, prefix: str, problems: list[str], bad: set[s
             if not isinstance(sub, dict):
                 problems.append(f"{name} must be a mapping")
                 sub = {}
-            kwargs[f.name] = _build(kind, sub, f"{name}.", problems, bad)
+            sub_base = getattr(base, f.name) if base is not None else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            kwargs[f.name] = _build(kind, sub, f"{name}.", problems, bad, sub_base)
             complete = complete and kwargs[f.name] is not None
         elif f.name in values:
             found: list[str] = []
@@ -193,6 +198,8 @@ def _build(cls: type, values: dict, prefix: str, problems: list[str], bad: set[s
                 complete = complete and _default_of(f) != "<required>"
             else:
                 kwargs[f.name] = value
+        elif base is not None:
+            kwargs[f.name] = getattr(base, f.name)
         elif _default_of(f) == "<required>":
             problems.append(f"{name} is required ({f.metadata.get('help', 'no default')})")
             complete = False

@@ -77,3 +77,15 @@ def test_string_fields_take_command_line_text_verbatim():
     assert cfg.pattern == "yes" and cfg.name == "007"
     cfg = load_config(Strings, None, ["pattern='{a}'", 'name="two words"'])
     assert cfg.pattern == "{a}" and cfg.name == "two words"
+
+
+def test_a_nested_configs_default_factory_is_the_base_that_overrides_apply_to():
+    """SftConfig's optimiser defaults (cosine, no weight decay) come from its default_factory; an override of one
+    option keeps the others (they used to fall back to OptimConfig's class defaults: WSD, weight decay 0.1)."""
+    from koe.config import load_config
+    from koe.sft.config import SftConfig
+
+    default = load_config(SftConfig, None, ["model=m", "examples=e"])
+    assert (default.optim.schedule, default.optim.weight_decay, default.optim.lr) == ("cosine", 0.0, 1e-3)
+    tuned = load_config(SftConfig, None, ["model=m", "examples=e", "optim.lr=5e-4"])
+    assert (tuned.optim.schedule, tuned.optim.weight_decay, tuned.optim.lr) == ("cosine", 0.0, 5e-4)
