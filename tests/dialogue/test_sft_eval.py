@@ -48,6 +48,35 @@ def test_sft_then_eval_s2s(setup, name):
     silent = [a for a in answers if not a.get("heard")]
     assert len(failures) >= len(silent)  # every answer heard as nothing is listed, never dropped
     assert code == (1 if failures else 0)
+    ceiling = res["speech_out_ceiling"]
+    assert set(ceiling) == {"espeak_answer", "vocoded_true_units", "espeak_answer_heard", "vocoded_true_units_heard"}
+    assert all(v is None or 0.0 <= v <= 1.0 for v in ceiling.values()) and ceiling["espeak_answer"] is not None
+
+
+def test_speech_out_ceiling_scores_the_reference_answers_own_audio(tmp_path):
+    """The ceiling hears each reference answer's espeak audio with the same closed-set ASR: the right names are
+    mostly recognised, swapped ones are not, so the number measures the scorer on the audio, not a constant."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from koe.dialogue.asr import Transcriber
+    from koe.dialogue.examples import DialogueExample
+    from koe.eval.spoken_qa_s2s import speech_out_ceiling
+    from koe.synth.espeak import synthesize
+
+    names = ["felane", "bemo", "tarvik", "sunal"]
+    examples = []
+    for i, name in enumerate(names):
+        sf.write(tmp_path / f"{name}.wav", synthesize(name, voice="en-us", rate_wpm=160, pitch=50).audio, 16000)
+        examples.append(DialogueExample(f"ex{i}", "tinyspeech", "eval", "speech", "heard", "heldout", "q ?", name,
+                                        [name], answer_audio=f"{name}.wav", answer_units=[1, 2, 3]))
+    asr = Transcriber(phrases=names)
+    right = speech_out_ceiling(examples, tmp_path, asr, None)
+    swapped = [dataclasses.replace(ex, references=[names[(i + 1) % 4]]) for i, ex in enumerate(examples)]
+    wrong = speech_out_ceiling(swapped, tmp_path, asr, None)
+    assert right["espeak_answer"] >= 0.5 and wrong["espeak_answer"] < right["espeak_answer"]
+    assert right["vocoded_true_units"] is None  # no vocoder given
 
 
 def test_sft_resumes_from_checkpoint(setup):

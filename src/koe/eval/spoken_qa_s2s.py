@@ -143,6 +143,7 @@ def run_spoken_qa_s2s(cfg: S2SEvalConfig) -> StageReport:
         rows.append(row)
         report.ok()
     summary = summarise(rows)
+    summary["speech_out_ceiling"] = speech_out_ceiling(examples, root, asr, vocoder)
     results = {"task": "spoken_qa_s2s", "model": cfg.model, "strategy": strategy.name,
                "strategy_options": to_dict(strategy.options), "answer_asr": asr_mode, **summary,
                "config": to_dict(cfg)}
@@ -150,6 +151,32 @@ def run_spoken_qa_s2s(cfg: S2SEvalConfig) -> StageReport:
     atomic_write_text(out / "answers.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     report.extra.update({k: v for k, v in summary.items() if not isinstance(v, dict)})
     return report.finish()
+
+
+def speech_out_ceiling(examples: list[DialogueExample], root: Path, asr, vocoder) -> dict[str, float | None]:
+    """What a model that says exactly the right units could score through the same ASR (and vocoder): the share of
+    reference answers recognised from their espeak audio (`espeak_answer`) and from their true units vocoded
+    (`vocoded_true_units`), over all examples and over heard facts. Separates the model from its scorer."""
+    from koe.audio import load_audio
+
+    heard: dict[str, tuple[str, str]] = {}
+    for ex in examples:
+        if ex.answer_audio and ex.answer_audio not in heard:
+            try:
+                espeak = asr.transcribe(load_audio(root / ex.answer_audio))
+            except KoeInputError:  # a missing or empty answer file: left out of the ceiling, as the example was
+                continue
+            vocoded = _vocode(vocoder, ex.answer_units or []) if vocoder is not None else None
+            heard[ex.answer_audio] = (espeak, asr.transcribe(vocoded) if vocoded is not None else "")
+
+    def rate(which: int, subset: list[DialogueExample]) -> float | None:
+        scored = [exact_match(heard[e.answer_audio][which], e.references) for e in subset if e.answer_audio in heard]
+        return float(np.mean(scored)) if scored else None
+
+    facts_heard = [e for e in examples if e.fact_split == "heard"]
+    return {"espeak_answer": rate(0, examples), "vocoded_true_units": rate(1, examples) if vocoder else None,
+            "espeak_answer_heard": rate(0, facts_heard),
+            "vocoded_true_units_heard": rate(1, facts_heard) if vocoder else None}
 
 
 def _score(rows: list[dict]) -> dict:
