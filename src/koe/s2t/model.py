@@ -3,6 +3,7 @@
     model = SpeechAwareLM.create("openai/whisper-small", "Qwen/Qwen2.5-0.5B", adapter="concat_transformer")
     batch = model.batch([Example(speech=wav, prompt="answer :", target="the capital of x is y .")])
     loss, parts = model.loss(batch)                  # CE(text) + ctc_weight * CTC(transcript)
+    loss, parts = model(examples, implicit_weight=1.0, explicit_weight=1.0)  # + the alignment terms (koe.s2t.alignment)
     model.save("runs/s2t/final");  SpeechAwareLM.load("runs/s2t/final")
 
 The LLM is any `AutoModelForCausalLM` (trust_remote_code off), wrapped by peft LoRA when `lora_rank > 0`; it is never
@@ -24,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from koe.s2t.adapters import build_adapter
+from koe.s2t.alignment import explicit_cosine, implicit_kl, target_logits
 from koe.s2t.ctc import ctc_loss, ctc_shrink
 from koe.s2t.encoder import SpeechEncoder
 
@@ -68,6 +70,9 @@ class Batch:
     ctc_logits: torch.Tensor | None = None
     ctc_lengths: torch.Tensor | None = None
     ctc_targets: list[list[int]] | None = None
+    speech_embeds: torch.Tensor | None = None  # what the LLM read for them (CTC-shrunk when on), padded
+    speech_lengths: torch.Tensor | None = None
+    transcript_ids: list[list[int]] | None = None  # per speech item; [] where it has no transcript
 
 
 class SpeechAwareLM(nn.Module):
@@ -151,25 +156,79 @@ class SpeechAwareLM(nn.Module):
             positions.append(torch.arange(n_prefix, n_prefix + len(tgt), device=device))
             targets.append(tgt)
         batch = _pad(seqs, labels, positions, targets)
+        if speech is not None:
+            batch.speech_embeds, batch.speech_lengths = speech[0], speech[1]
+            batch.transcript_ids = [self.text_ids(examples[i].transcript or "") for i in speech_idx]
         if speech is not None and all(examples[i].transcript for i in speech_idx):
             batch.ctc_logits, batch.ctc_lengths = speech[2], speech[3]
-            batch.ctc_targets = [self.text_ids(examples[i].transcript) for i in speech_idx]
+            batch.ctc_targets = batch.transcript_ids
         return batch
 
     # ---- losses and decoding ----
-    def forward(self, examples: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training step's loss on `examples` (what accelerate wraps in autocast): loss(batch(examples))."""
-        return self.loss(self.batch(examples))
+    def forward(self, examples: list[Example], implicit_weight: float = 0.0, explicit_weight: float = 0.0
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training step's loss on `examples` (what accelerate wraps in autocast); the text teacher of the
+        implicit term runs only when that term is weighted, so weights of 0 are the plain L_S2T step."""
+        teacher = self.text_teacher(examples) if implicit_weight > 0 else None
+        return self.loss(self.batch(examples), implicit_weight, explicit_weight, teacher)
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """L_S2T = CE(text) + ctc_weight * CTC (FIELD.md "EchoX" stage I); CTC only when transcripts are given."""
+    def loss(self, batch: Batch, implicit_weight: float = 0.0, explicit_weight: float = 0.0,
+             teacher: tuple[list[int], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """L = CE(text) + ctc_weight * CTC + implicit_weight * L_imp + explicit_weight * L_exp.
+
+        CE + 0.3 CTC is FIELD.md's L_S2T ("EchoX" stage I); CTC only when every speech item has a transcript. The
+        alignment terms (koe.s2t.alignment) join only when weighted and the batch has speech items with transcripts
+        (L_imp also needs `teacher`, from text_teacher); each is logged under its own key.
+        """
         out = self.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, labels=batch.labels)
         total, parts = out.loss, {"ce": float(out.loss.detach())}
-        if batch.ctc_logits is not None:
-            ctc = ctc_loss(batch.ctc_logits, batch.ctc_lengths, batch.ctc_targets, self.blank)
-            total = total + self.spec.ctc_weight * ctc
-            parts["ctc"] = float(ctc.detach())
+        terms = {"ctc": self._ctc_loss(batch), "implicit": None, "explicit": None}
+        weights = {"ctc": self.spec.ctc_weight, "implicit": implicit_weight, "explicit": explicit_weight}
+        if implicit_weight > 0 and teacher is not None:
+            rows, p_text = teacher
+            terms["implicit"] = implicit_kl(target_logits(out.logits[rows], batch.labels[rows]), p_text)
+        if explicit_weight > 0:
+            terms["explicit"] = self.explicit_loss(batch)
+        for name, term in terms.items():
+            if term is not None:
+                total = total + weights[name] * term
+                parts[name] = float(term.detach())
         return total, parts
+
+    def _ctc_loss(self, batch: Batch) -> torch.Tensor | None:
+        if batch.ctc_logits is None:
+            return None
+        return ctc_loss(batch.ctc_logits, batch.ctc_lengths, batch.ctc_targets, self.blank)
+
+    @torch.no_grad()
+    def text_teacher(self, examples: list[Example]) -> tuple[list[int], torch.Tensor] | None:
+        """The implicit term's teacher: rows of the speech items with a transcript and a target, and the LLM's
+        target-position logits when it reads the transcript in place of the speech (same prompt, same target).
+
+        The LLM runs in eval mode for it (no LoRA dropout), so the teacher is a deterministic function of the
+        weights; None when no item qualifies.
+        """
+        rows = [i for i, e in enumerate(examples) if e.speech is not None and e.transcript and e.target is not None]
+        if not rows:
+            return None
+        b = self.batch([_text_twin(examples[i]) for i in rows])
+        was_training = self.llm.training
+        self.llm.eval()
+        try:
+            logits = self.llm(inputs_embeds=b.inputs_embeds, attention_mask=b.attention_mask).logits
+        finally:
+            self.llm.train(was_training)
+        return rows, target_logits(logits, b.labels)
+
+    def explicit_loss(self, batch: Batch) -> torch.Tensor | None:
+        """L_exp over the speech items with a transcript (None when there are none); the transcript embeddings come
+        from the LLM's input table, detached, so this term moves the adapter (and encoder), never the table."""
+        items = [k for k, ids in enumerate(batch.transcript_ids or []) if ids]
+        if not items:
+            return None
+        embed = self.llm.get_input_embeddings()
+        text = [embed(torch.tensor(batch.transcript_ids[k], device=embed.weight.device)).detach() for k in items]
+        return explicit_cosine(batch.speech_embeds[items], batch.speech_lengths[items], text)
 
     def hidden_states(self, batch: Batch) -> torch.Tensor:
         """The LLM's last hidden layer (after its final norm) at every position: H of FIELD.md's stage III."""
@@ -227,6 +286,11 @@ class SpeechAwareLM(nn.Module):
         model.adapter.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("adapter.")})
         model.ctc_head.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("ctc_head.")})
         return model.eval()
+
+
+def _text_twin(ex: Example) -> Example:
+    """The item with its transcript read as text where the speech was (speech comes before prefix and prompt)."""
+    return dataclasses.replace(ex, speech=None, prefix=f"{ex.transcript} {ex.prefix}".strip())
 
 
 def _save_encoder(encoder: SpeechEncoder, path: Path) -> None:

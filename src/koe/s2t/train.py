@@ -7,7 +7,10 @@
 align: each training question and answer utterance is transcribed (loss CE(transcript) + 0.3 CTC). sft: the spoken
 question is answered (CE(answer) + 0.3 CTC(question)) and, with probability `text_fraction`, a step's batch is
 text-only QA over every non-heldout fact (question text -> answer), which keeps the LLM's text skill and teaches
-text_only facts only in text. Bad audio (wrong rate, silent, too long) is listed per item and left out.
+text_only facts only in text. Either stage can add the alignment terms of koe.s2t.alignment on its speech items:
+`implicit_weight` * KL(p_text || p_speech) over the target tokens (the LLM reading the transcript instead of the
+speech is the teacher) and `explicit_weight` * (1 - cos) between the pooled adapter output and the pooled transcript
+embeddings; both default to 0 (off). Bad audio (wrong rate, silent, too long) is listed per item and left out.
 Training runs on koe.training through koe.s2t.loop (AdamW, lr schedule, clipping, metrics, checkpoints, the
 Accelerator: `device=auto` takes the GPU with bf16 autocast when there is one).
 Writes out_dir/final (SpeechAwareLM.save), config.yaml (with the seed), metrics.jsonl, loss_curve.png,
@@ -46,6 +49,10 @@ class S2TTrainConfig(LoopConfig):
     lora_rank: int = dataclasses.field(default=8, metadata={"help": "sft: LoRA rank (0 = full LLM fine-tuning)"})
     lora_alpha: float = dataclasses.field(default=16.0, metadata={"help": "sft: LoRA alpha"})
     text_fraction: float = dataclasses.field(default=0.3, metadata={"help": "sft: share of text-only QA batches"})
+    implicit_weight: float = dataclasses.field(default=0.0, metadata={
+        "help": "weight of KL(p_text || p_speech) on the target tokens (same continuation from speech and transcript)"})
+    explicit_weight: float = dataclasses.field(default=0.0, metadata={
+        "help": "weight of 1 - cos(pooled adapter output, pooled transcript embeddings)"})
     batch_size: int = dataclasses.field(default=8, metadata={"help": "items per step"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of init, batches and the text mixture"})
 
@@ -55,7 +62,7 @@ class S2TTrainConfig(LoopConfig):
             problems.append("give init=<saved S2T dir> or both encoder= and llm=")
         if not 0.0 <= self.text_fraction <= 1.0:
             problems.append(f"text_fraction={self.text_fraction} must be in [0, 1]")
-        return problems + at_least(self, ("batch_size",), 1)
+        return problems + at_least(self, ("batch_size",), 1) + at_least(self, ("implicit_weight", "explicit_weight"), 0)
 
 
 def load_wav(path: str, max_s: float) -> np.ndarray:
@@ -134,21 +141,33 @@ def run_s2t_train(cfg: S2TTrainConfig) -> StageReport:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     # ---------------------------------------------------------------- loop (koe.s2t.loop.fit)
+    terms: dict[str, list[float]] = {}  # alignment terms per speech step (text-only steps have none)
+
     def step(i: int, module):
         rng = step_rng(cfg.seed, i)
         pool = text if text and rng.random() < cfg.text_fraction else speech
-        loss, parts = module(rng.sample(pool, min(cfg.batch_size, len(pool))))
+        loss, parts = module(rng.sample(pool, min(cfg.batch_size, len(pool))), cfg.implicit_weight,
+                             cfg.explicit_weight)
+        for k in ("implicit", "explicit"):
+            if k in parts:
+                terms.setdefault(k, []).append(round(parts[k], 4))
         return loss, {**parts, "text_only": pool is text}
 
-    result = fit(accelerator, cfg, model, step, out, f"s2t {cfg.stage}", panels={"loss": ["loss", "ce", "ctc"]})
+    panels = {"loss": ["loss", "ce", "ctc"]}
+    if cfg.implicit_weight or cfg.explicit_weight:
+        panels["alignment"] = ["implicit", "explicit"]
+    result = fit(accelerator, cfg, model, step, out, f"s2t {cfg.stage}", panels=panels)
 
     # ---------------------------------------------------------------- cleanup
     result.model.eval().save(out / "final")
     report.ok(sum(r.role == "train" and r.question_audio in audio for r in records))
     report.extra.update(stage=cfg.stage, speech_examples=len(speech), text_examples=len(text),
-                        trainable_params=trainable, first=result.first, last=result.last, steps=result.steps,
+                        trainable_params=trainable, implicit_weight=cfg.implicit_weight,
+                        explicit_weight=cfg.explicit_weight, first=result.first, last=result.last, steps=result.steps,
                         train_time_s=result.train_time_s, device=str(accelerator.device),
                         mixed_precision=accelerator.mixed_precision, model_dir=str(out / "final"))
+    if terms:  # first/last may be text-only steps: each term's own first and last value (of this process's steps)
+        report.extra["alignment"] = {k: {"first": v[0], "last": v[-1], "steps": len(v)} for k, v in terms.items()}
     if result.resumed_from:
         report.extra["resumed_from"] = result.resumed_from
     return report.finish()
