@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from koe.vocoder import MelSpec, UnitVocoder, griffin_lim, log_mel, units_to_audio
@@ -19,6 +20,16 @@ def test_griffin_lim_recovers_the_mel_it_was_given():
     a, b = mel[:n].flatten(), again[:n].flatten()
     corr = torch.corrcoef(torch.stack([a, b]))[0, 1]
     assert corr > 0.9
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 4])
+def test_griffin_lim_speaks_fewer_frames_than_one_window(frames):
+    """A one-unit answer or a first streaming chunk can be 1-4 mel frames, shorter than one STFT window (it used to
+    fail inside torch.istft); the audio keeps the frames' own length."""
+    spec = MelSpec()
+    mel = log_mel(_chirp(), spec)[:frames]
+    audio = griffin_lim(mel, spec, iterations=4)
+    assert audio.shape == ((frames - 1) * spec.hop_length,) and torch.isfinite(audio).all()
 
 
 def test_save_load_round_trip(tmp_path):

@@ -52,16 +52,22 @@ def griffin_lim(log_mel_frames: torch.Tensor, spec: MelSpec, iterations: int = 4
     fb = spec.filterbank().to(log_mel_frames.device)
     mel = log_mel_frames.exp().T  # [n_mels, frames]
     magnitude = (torch.linalg.pinv(fb) @ mel).clamp_min(0.0)
+    length = (magnitude.shape[1] - 1) * spec.hop_length
+    # A few frames are shorter than one STFT window (a one-unit answer, a first streaming chunk): pad with silent
+    # frames so istft/stft have a window to work on, and cut the audio back to the frames' own length.
+    min_frames = spec.n_fft // spec.hop_length + 2
+    if magnitude.shape[1] < min_frames:
+        magnitude = torch.nn.functional.pad(magnitude, (0, min_frames - magnitude.shape[1]))
     window = torch.hann_window(spec.n_fft, device=mel.device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     phase = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=gen)).to(mel.device)
     previous = torch.zeros_like(phase)
-    length = (magnitude.shape[1] - 1) * spec.hop_length
+    padded = (magnitude.shape[1] - 1) * spec.hop_length
     for _ in range(iterations):
-        audio = torch.istft(magnitude * phase, spec.n_fft, spec.hop_length, window=window, length=length)
+        audio = torch.istft(magnitude * phase, spec.n_fft, spec.hop_length, window=window, length=padded)
         rebuilt = torch.stft(audio, spec.n_fft, spec.hop_length, window=window, return_complex=True)
         accelerated = rebuilt - (momentum / (1 + momentum)) * previous
         previous = rebuilt
         phase = accelerated / accelerated.abs().clamp_min(1e-8)
-    audio = torch.istft(magnitude * phase, spec.n_fft, spec.hop_length, window=window, length=length)
-    return audio / audio.abs().max().clamp_min(1e-4) * 0.9
+    audio = torch.istft(magnitude * phase, spec.n_fft, spec.hop_length, window=window, length=padded)[:length]
+    return audio / audio.abs().max().clamp_min(1e-4) * 0.9 if length else audio

@@ -302,7 +302,7 @@ class SpeechTextLM:
         past, new, stop_id = None, [], None
         for _ in range(min(max_new_tokens, self.max_length - len(prefix))):
             out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = out.past_key_values  # `cache` in transformers >= 5.2x; this name works across 5.x (the image has 5.17)
+            past = out.past_key_values  # named `cache` in newer 5.x; this name works on every 5.x (the image: 5.17)
             m = modality(new) if callable(modality) else modality
             mask = self.span_masks[m] if m in self.span_masks else self.span_mask(m)  # span_mask raises if unknown
             logits = out.logits[:, -1].float().masked_fill(~(mask | stop_mask), float("-inf"))
