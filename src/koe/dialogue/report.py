@@ -52,9 +52,9 @@ def table_row(name: str, r: dict) -> str:
             f"S→T {per('qa_speech_text')}; S→S {per('qa_speech_speech')} |")
 
 
-def ceiling_line(name: str, c: dict) -> str:
+def ceiling_line(c: dict) -> str:
     """The scorer's own ceiling beside a row: what the same ASR makes of the reference answers."""
-    return (f"- {name}: speech-out ceiling (all / heard facts): reference answers' espeak audio "
+    return ("speech-out ceiling (all / heard facts): reference answers' espeak audio "
             f"{_pct(c.get('espeak_answer'))} / {_pct(c.get('espeak_answer_heard'))} %, their true units through "
             f"this vocoder {_pct(c.get('vocoded_true_units'))} / {_pct(c.get('vocoded_true_units_heard'))} %.")
 
@@ -82,7 +82,12 @@ def run_dialogue_report(cfg: DialogueReportConfig) -> StageReport:
     lines += ["", f"{n} spoken evaluation questions per strategy (held-out voices); exact match after SQuAD "
                   "normalisation; speech-out scored on pocketsphinx's transcript of the vocoded answer "
                   f"(answer ASR: {next(iter(results.values()), {}).get('answer_asr', 'n/a')})."]
-    lines += [ceiling_line(name, r["speech_out_ceiling"]) for name, r in results.items() if r.get("speech_out_ceiling")]
+    ceilings = {name: ceiling_line(r["speech_out_ceiling"])
+                for name, r in results.items() if r.get("speech_out_ceiling")}
+    if len(set(ceilings.values())) == 1:  # the same examples and vocoder: one line for every row
+        lines.append(f"- every strategy: {next(iter(ceilings.values()))}")
+    else:
+        lines += [f"- {name}: {line}" for name, line in ceilings.items()]
     atomic_write_text(Path(cfg.out_dir) / "results.md", "\n".join(lines) + "\n")
     write_json(Path(cfg.out_dir) / "results.json", results)
     return report.finish()
