@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from koe import cli
@@ -52,6 +53,9 @@ def test_scaled_down_tiny_recipe_runs_every_stage(tmp_path):
     out = tmp_path / "run"
     report = run_recipe(RecipeConfig(recipe=str(_scaled_down(tmp_path)), out_dir=out))
     assert report.failures == [], report.failures
+    env = json.loads((out / "run_summary.json").read_text())["environment"]
+    assert env["torch"] == torch.__version__  # the versions the run's numbers came from, in its summary
+    assert {"python", "transformers", "espeakng-loader", "pocketsphinx"} <= set(env)
     table = (out / "report" / "results.md").read_text()
     assert "| speech_only |" in table and "| interleaved |" in table
     rows = json.loads((out / "report" / "results.json").read_text())

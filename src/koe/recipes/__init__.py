@@ -77,6 +77,25 @@ def _as_overrides(options: dict[str, Any], prefix: str = "") -> list[str]:
     return [a.removesuffix("\n...") for a in args]
 
 
+ENVIRONMENT_PACKAGES = ("torch", "transformers", "accelerate", "peft", "tokenizers", "numpy", "scipy", "soxr",
+                        "soundfile", "espeakng-loader", "pocketsphinx", "faiss-cpu")
+
+
+def environment() -> dict[str, str]:
+    """Python and the versions of the packages a recipe's numbers depend on, for run_summary.json: the same code
+    and seeds gave a different tiny table under other package versions, which earlier runs did not record."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "machine": platform.machine()}
+    for name in ENVIRONMENT_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
 def run_recipe(cfg: RecipeConfig) -> StageReport:
     from koe.cli import run_command
 
@@ -99,6 +118,7 @@ def run_recipe(cfg: RecipeConfig) -> StageReport:
             if code == 2 or not cfg.keep_going:
                 break
     report.extra["step_wall_s"] = timings
+    report.extra["environment"] = environment()
     report.finish()
     if spec.get("report"):
         results = Path(_fill(spec["report"], out)) / "results.md"
