@@ -32,11 +32,10 @@ from vocoder_quality import (
     SPEC,
     Recogniser,
     cosine,
-    mcd,
     nearest_voice,
     pick_utterances,
+    score_into,
     speaker_embedding,
-    word_errors,
 )
 
 from koe.audio import load_audio
@@ -93,7 +92,7 @@ def main() -> None:
                     stats[name]["failed"].append(f"{utt.id}: {e}")
         for name, test in audio.items():
             if name in stats and (test is not None or name == "espeak original"):
-                _score(stats[name], utt.text, wav, test, recognise)
+                score_into(stats[name], utt.text, wav, test, recognise)
     base = stats["espeak original"]["errors"] / max(stats["espeak original"]["words"], 1)
     rows = [_row(name, s, base) for name, s in stats.items()]
     levels = codebook_stats(np.concatenate(all_codes, 1), codec.codebook_size, codec.frame_rate_hz)
@@ -129,16 +128,6 @@ def _decode_levels(codec: CodecTokenizer, codes: np.ndarray, n: int) -> np.ndarr
     with torch.no_grad():
         mel = model.reconstruct(model.quantizer.decode(c))[0]
     return griffin_lim(mel, model.mel).numpy()
-
-
-def _score(s: dict, text: str, original: np.ndarray, audio: np.ndarray | None, recognise) -> None:
-    test = original if audio is None else audio
-    errors, words = word_errors(text, recognise(test))
-    s["errors"] += errors
-    s["words"] += words
-    if audio is not None:
-        s["mcd"].append(mcd(original, audio))
-        s["sim"].append(cosine(speaker_embedding(original), speaker_embedding(audio)))
 
 
 def _row(name: str, s: dict, base: float) -> dict:

@@ -271,7 +271,7 @@ def run(args, vocoders: dict, units: dict, utts: list) -> list[dict]:
         panels = [("original", wav)]
         if wav is not None:
             originals.setdefault(utt.speaker, []).append(wav)
-            _score(stats["espeak original"], utt.text, wav, None, recognise)
+            score_into(stats["espeak original"], utt.text, wav, None, recognise)
         for system, name, dur in systems:
             vocoder = vocoders[name]
             speaker = None if wav is None else nearest_voice(vocoder, args.manifest, wav, cache.setdefault(name, {}))
@@ -284,7 +284,7 @@ def run(args, vocoders: dict, units: dict, utts: list) -> list[dict]:
             stats[system]["synth_s"] += seconds
             stats[system]["audio_s"] += len(audio) / SPEC.sample_rate_hz
             if wav is not None:
-                _score(stats[system], utt.text, wav, audio, recognise)
+                score_into(stats[system], utt.text, wav, audio, recognise)
                 if dur == "true dur":
                     panels.append((name, audio))
         if wav is not None and k < args.plots:
@@ -299,7 +299,7 @@ def run(args, vocoders: dict, units: dict, utts: list) -> list[dict]:
     return [_summary(system, s, stats["espeak original"]) for system, s in stats.items()]
 
 
-def _score(s: dict, text: str, original: np.ndarray, audio: np.ndarray | None, recognise) -> None:
+def score_into(s: dict, text: str, original: np.ndarray, audio: np.ndarray | None, recognise) -> None:
     test = original if audio is None else audio
     errors, words = word_errors(text, recognise(test))
     s["errors"] += errors
