@@ -300,6 +300,8 @@ def run(args, vocoders: dict, units: dict, utts: list) -> list[dict]:
 
 
 def score_into(s: dict, text: str, original: np.ndarray, audio: np.ndarray | None, recognise) -> None:
+    """Add one utterance to a system's running stats (WER counts, MCD, speaker similarity); `audio` None scores
+    the original itself. Shared with benchmarks/codec_quality.py so both tables are scored alike."""
     test = original if audio is None else audio
     errors, words = word_errors(text, recognise(test))
     s["errors"] += errors
