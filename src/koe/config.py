@@ -49,15 +49,18 @@ def help_text(cls: type) -> str:
     return "\n".join(_help_lines(cls, prefix=""))
 
 
-def _help_lines(cls: type, prefix: str) -> list[str]:
+def _help_lines(cls: type, prefix: str, base: Any = None) -> list[str]:
+    """`base`: the enclosing field's default instance, whose values are the defaults shown (as `_build` uses them)."""
     lines = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
-            lines.extend(_help_lines(kind, f"{prefix}{f.name}."))
+            sub_base = getattr(base, f.name) if base is not None else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            lines.extend(_help_lines(kind, f"{prefix}{f.name}.", sub_base))
             continue
-        default = _default_of(f)
+        default = getattr(base, f.name) if base is not None else _default_of(f)
         doc = f.metadata.get("help", "")
         lines.append(f"  {prefix}{f.name}={json.dumps(default, default=str)}  ({_type_name(kind)}) {doc}")
     return lines

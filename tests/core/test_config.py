@@ -89,3 +89,12 @@ def test_a_nested_configs_default_factory_is_the_base_that_overrides_apply_to():
     assert (default.optim.schedule, default.optim.weight_decay, default.optim.lr) == ("cosine", 0.0, 1e-3)
     tuned = load_config(SftConfig, None, ["model=m", "examples=e", "optim.lr=5e-4"])
     assert (tuned.optim.schedule, tuned.optim.weight_decay, tuned.optim.lr) == ("cosine", 0.0, 5e-4)
+
+
+def test_help_shows_the_defaults_a_nested_default_factory_gives():
+    from koe.config import help_text
+    from koe.sft.config import SftConfig
+
+    lines = help_text(SftConfig).splitlines()
+    assert any(line.strip().startswith('optim.schedule="cosine"') for line in lines)
+    assert any(line.strip().startswith("optim.weight_decay=0.0") for line in lines)

@@ -59,6 +59,12 @@ class OptimConfig:
         return out
 
 
+def small_net_optim() -> OptimConfig:
+    """Defaults for koe's small convolutional nets (codec, coarse-to-fine): lr 2e-3, light decay, 5% warm-up, cosine.
+    A `default_factory` for their `optim` field; options given on the command line apply on top."""
+    return OptimConfig(lr=2e-3, weight_decay=0.01, schedule="cosine", warmup_steps=0.05)
+
+
 def warmup_steps(cfg: OptimConfig, total_steps: int) -> int:
     """The warm-up in steps: `warmup_steps` itself when >= 1, else that fraction of `total_steps` (rounded)."""
     w = cfg.warmup_steps

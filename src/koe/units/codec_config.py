@@ -9,20 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from koe.training.config import OptimConfig
-
-
-@dataclass
-class CodecOptim(OptimConfig):
-    """The shared AdamW + schedule options (koe.training.config) with a small conv net's defaults."""
-
-    lr: float = field(default=2e-3, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW decoupled decay on matrices"})
-    schedule: Literal["wsd", "cosine", "constant"] = field(default="cosine", metadata={
-        "help": "after warm-up: cosine to min_lr_ratio, wsd, or constant"})
-    warmup_steps: float = field(default=0.05, metadata={"help": "warm-up: a fraction of the steps (< 1) or steps"})
+from koe.training.config import OptimConfig, small_net_optim
 
 
 @dataclass
@@ -49,7 +37,7 @@ class CodecTrainConfig:
     dead_threshold: float = field(default=0.05, metadata={"help": "EMA use below which a code is restarted"})
     exclude_speakers: list[str] = field(default_factory=list, metadata={"help": "speakers left out of training"})
     max_utterances: int = field(default=2000, metadata={"help": "cap on training utterances"})
-    optim: CodecOptim = field(default_factory=CodecOptim)
+    optim: OptimConfig = field(default_factory=small_net_optim)
     log_every: int = field(default=25, metadata={"help": "metrics.jsonl line every N steps"})
     save_every: int = field(default=500, metadata={"help": "checkpoint every N steps (koe.training.checkpoint)"})
     resume_from: str | None = field(default="auto", metadata={"help": "auto | a checkpoint dir | null (fresh)"})

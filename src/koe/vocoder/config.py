@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from koe.training.config import OptimConfig
+from koe.training.config import OptimConfig, small_net_optim
 
 
 @dataclasses.dataclass
@@ -58,19 +58,6 @@ class HifiGanConfig:
 
 
 @dataclasses.dataclass
-class C2FOptim(OptimConfig):
-    """The shared AdamW + schedule options (koe.training.config) with a small conv net's defaults. (A subclass, not
-    a default_factory: koe.config builds nested configs from their class defaults.)"""
-
-    lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
-    weight_decay: float = dataclasses.field(default=0.01, metadata={"help": "AdamW decoupled decay on matrices"})
-    schedule: Literal["wsd", "cosine", "constant"] = dataclasses.field(
-        default="cosine", metadata={"help": "after warm-up: cosine to min_lr_ratio, wsd, or constant"})
-    warmup_steps: float = dataclasses.field(
-        default=0.05, metadata={"help": "warm-up: a fraction of the steps (< 1) or a step count"})
-
-
-@dataclasses.dataclass
 class C2FConfig:
     """Coarse-to-fine (kind=c2f): phonetic units + speaker -> codes of every level of a codec -> the codec's decoder
     (koe.vocoder.coarse_to_fine). The optimiser is the shared koe.training one."""
@@ -80,7 +67,7 @@ class C2FConfig:
     hidden_size: int = dataclasses.field(default=192, metadata={"help": "channels of trunk and level blocks"})
     num_layers: int = dataclasses.field(default=4, metadata={"help": "dilated residual conv blocks of the trunk"})
     segment_frames: int = dataclasses.field(default=100, metadata={"help": "training crop in codec frames"})
-    optim: C2FOptim = dataclasses.field(default_factory=C2FOptim)
+    optim: OptimConfig = dataclasses.field(default_factory=small_net_optim)
     log_every: int = dataclasses.field(default=25, metadata={"help": "metrics.jsonl line every N steps"})
     time_budget_s: float = dataclasses.field(
         default=0.0, metadata={"help": "stop training (and save) after this many seconds (0 = no limit)"})
