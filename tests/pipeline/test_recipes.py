@@ -115,7 +115,9 @@ def test_scaled_down_small_recipe_gives_the_scaling_table(tmp_path):
 def test_scaling_plot_and_transfer_pvalue(tmp_path):
     from koe.recipes.report import plot_scaling, transfer_pvalue
 
-    rows = {"interleaved_s": {"qa_speech_text_only": 0.30}, "interleaved_m": {"qa_speech_text_only": 0.45},
+    rows = {"interleaved_s": {"qa_speech_text_only": 0.30, "qa_speech_text_only_n": 84,
+                              "qa_speech_text_and_speech": 0.5},
+            "interleaved_m": {"qa_speech_text_only": 0.45, "qa_speech_text_only_n": 84},
             "speech_only_s": {"qa_speech_text_only": None}}
     params = {"interleaved_s": 10_000_000, "interleaved_m": 35_000_000, "speech_only_s": 10_000_000}
     assert plot_scaling(rows, params, tmp_path / "scaling.png") and (tmp_path / "scaling.png").stat().st_size > 0

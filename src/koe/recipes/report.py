@@ -95,26 +95,49 @@ def render_scaling(rows: dict[str, dict], params: dict[str, int]) -> str:
     return "\n## Scaling\n\n" + "\n".join(lines) + "\n"
 
 
+def _ci95(accuracy: float, n: int) -> tuple[float, float]:
+    """Wilson 95% interval of a QA accuracy over n questions, in percent."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(round(accuracy * n), n).proportion_ci(0.95, method="wilson")
+    return 100 * ci.low, 100 * ci.high
+
+
 def plot_scaling(rows: dict[str, dict], params: dict[str, int], path: Path) -> bool:
+    """Spoken QA against parameter count per family: text-only facts (the transfer line, with 95% intervals, since
+    differences of a few points are noise at these n), heard facts above it, and chance; the y axis spans 0-100 so
+    a flat line at chance reads as one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families: dict[str, list[tuple[int, float]]] = {}
+    families: dict[str, list[tuple[int, dict]]] = {}
     for name, n in params.items():
-        acc = rows.get(name, {}).get("qa_speech_text_only")
-        if acc is not None:
-            families.setdefault(name.rsplit("_", 1)[0], []).append((n, 100 * acc))
+        if rows.get(name, {}).get("qa_speech_text_only") is not None:
+            families.setdefault(name.rsplit("_", 1)[0], []).append((n, rows[name]))
     if not families:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for family, points in sorted(families.items()):
-        ax.plot(*zip(*sorted(points), strict=True), marker="o", label=family)
-    ax.axhline(25.0, color="gray", linestyle=":", label="chance")
-    ax.set(xscale="log", xlabel="parameters", ylabel="spoken QA on text-only facts (%)",
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, (family, points) in enumerate(sorted(families.items())):
+        points.sort(key=lambda p: p[0])
+        sizes = [n for n, _ in points]
+        acc = [100 * r["qa_speech_text_only"] for _, r in points]
+        ci = [_ci95(r["qa_speech_text_only"], r["qa_speech_text_only_n"]) if r["qa_speech_text_only_n"]
+              else (a, a) for a, (_, r) in zip(acc, points, strict=True)]
+        err = [[a - lo for a, (lo, _) in zip(acc, ci, strict=True)],
+               [hi - a for a, (_, hi) in zip(acc, ci, strict=True)]]
+        color = f"C{k}"
+        ax.errorbar(sizes, acc, yerr=err, marker="o", capsize=3, color=color, label=f"{family}: text-only facts")
+        heard = [(n, 100 * r["qa_speech_text_and_speech"]) for n, r in points
+                 if r.get("qa_speech_text_and_speech") is not None]
+        if heard:
+            ax.plot(*zip(*heard, strict=True), marker="s", linestyle="--", color=color,
+                    label=f"{family}: heard facts")
+    ax.axhline(25.0, color="gray", linestyle=":", label="chance (4 candidates)")
+    ax.set(xscale="log", ylim=(0, 100), xlabel="parameters", ylabel="spoken QA accuracy (%)",
            title="text-to-speech knowledge transfer")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
