@@ -21,7 +21,8 @@ voice. The rules compare the audio with itself instead:
   when the loops take `min_unexplained_start` (phones, seconds) before the first word or `min_unexplained_end`
   after the last, words are missing there (the aligner had stretched the first / last word over their speech);
 - squeezed words: when the words are not in the audio, the aligner crams many of them into the minimum duration
-  their phones allow (3 frames per phone); more than `max_squeezed_fraction` of the words so squeezed is a mismatch.
+  their phones allow (3 frames per phone); more than `max_squeezed_fraction` of the words so squeezed, and at least
+  `min_squeezed_words` of them, is a mismatch.
 
 Alignment failures (no path at all) are reported by the aligner itself. docs/align.md gives the measured rates.
 """
@@ -43,11 +44,13 @@ class MismatchRule:
     max_score_drop: float = 18.0
     min_corpus_size: int = 20
     max_squeezed_fraction: float = 0.3
-    max_edge_speech_s: float = 0.05
+    max_edge_speech_s: float = 0.03
     # unexplained speech at the edges: the edge decode's loops took at least this many phones and seconds
     # (0, 0.0): off (the default; measured trade-off in docs/align.md); (2, 0.05) / (3, 0.1) catch most missing words
     min_unexplained_start: tuple[int, float] = (0, 0.0)
     min_unexplained_end: tuple[int, float] = (0, 0.0)
+    # the squeezed rule needs at least this many squeezed words: in a six-word window, 2 squeezed words are > 0.3
+    min_squeezed_words: int = 3
 
 
 def detect_mismatches(
@@ -110,9 +113,9 @@ def mismatch_reason(res: AlignResult, rule: MismatchRule, reference: tuple[str, 
                 return (f"mismatch: a free phone loop explains {seconds:.2f} s ({phones} phones) of speech {where} "
                         f"word better than the transcript ({name}={min_phones} phones, {min_s:g} s): words missing "
                         "from the transcript")
-    if res.squeezed_fraction > rule.max_squeezed_fraction:
+    if res.squeezed_fraction > rule.max_squeezed_fraction and res.squeezed_words >= rule.min_squeezed_words:
         return (
             f"mismatch: {res.squeezed_words} of {len(res.words)} words squeezed to their minimum duration "
-            f"(> max_squeezed_fraction={rule.max_squeezed_fraction:g})"
+            f"(> max_squeezed_fraction={rule.max_squeezed_fraction:g}, at least {rule.min_squeezed_words})"
         )
     return None
