@@ -16,7 +16,8 @@ voice. The rules compare the audio with itself instead:
   deficit more than `max_score_drop` above that speaker's median is a mismatch (a voice whose accent the dictionary
   fits badly has a high deficit throughout);
 - speech outside the words: more than `max_edge_speech_s` of loud audio before the first or after the last aligned
-  word means words are missing from the transcript's start or end (the aligner had to leave speech to silence);
+  word means words are missing from the transcript's start or end (the aligner had to leave speech to silence; read
+  from the alignment where silence was free to take it, see koe.align.pocketsphinx);
 - unexplained speech at the edges: the transcript is decoded once more between two optional free phone loops;
   when the loops take `min_unexplained_start` (phones, seconds) before the first word or `min_unexplained_end`
   after the last, words are missing there (the aligner had stretched the first / last word over their speech);

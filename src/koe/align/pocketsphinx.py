@@ -6,9 +6,10 @@
     result.phones  # [("hh", 0.2178, 0.2778), ("iy", 0.2778, 0.3378), ...]
 
 Two passes, as pocketsphinx intends: `set_align_text` + decode finds the word path (optional silences between
-words, pronunciation variants), then `set_alignment` + decode again gives phone and state durations. The beams are
-wide (1e-300) by default: with pocketsphinx's own defaults 0-50% of the espeak utterances of a voice found no path at
-all, with wide beams every one did (docs/align.md), at about 0.03 s of CPU per second of audio.
+words, pronunciation variants), then `set_alignment` + decode again gives phone and state durations. When a silence
+between two words swallowed loud speech (LOUD_GAP_S), the text is aligned again with inner silences nearly ruled out.
+The beams are wide (1e-300) by default: with pocketsphinx's own defaults 0-50% of the espeak utterances of a voice
+found no path at all, with wide beams every one did (docs/align.md), at about 0.03 s of CPU per second of audio.
 
 Scores are pocketsphinx's per-frame-normalised acoustic scores (each frame's senone scores are taken relative to
 that frame's best senone, all senones computed), so a frame the model explains perfectly scores 0. How well even the
