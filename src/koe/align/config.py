@@ -49,7 +49,7 @@ class AlignConfig:
                                         "than the forced alignment (see docs/align.md)"}
     )
     max_score_drop: float = dataclasses.field(
-        default=18.0, metadata={"help": "mismatch when the fit deficit is this far above its speaker's (or the run's) "
+        default=22.0, metadata={"help": "mismatch when the fit deficit is this far above its speaker's (or the run's) "
                                         "median"}
     )
     max_edge_speech_s: float = dataclasses.field(

@@ -42,7 +42,7 @@ class MismatchRule:
     """Thresholds; the defaults are set from the espeak voices x rates measured in docs/align.md."""
 
     max_fit_deficit: float = 30.0
-    max_score_drop: float = 18.0
+    max_score_drop: float = 22.0
     min_corpus_size: int = 20
     max_squeezed_fraction: float = 0.3
     max_edge_speech_s: float = 0.03
