@@ -1,13 +1,15 @@
 """Accuracy of `koe align` (pocketsphinx) over `koe synth`'s default voices and rates, and on real recordings.
 
     nice -n 10 python benchmarks/align_accuracy.py                  # 12 voices x 3 rates x 3 sentences, cathy 40
-    python benchmarks/align_accuracy.py --per-cell 10 --cathy-limit 300 --json out.json       # docs/align.md
-    python benchmarks/align_accuracy.py --held-out --cathy-limit 0    # 40 other Harvard sentences
+    python benchmarks/align_accuracy.py --held-out --per-cell 10 --cathy-limit 0 --json out.json  # docs/align.md
+    python benchmarks/align_accuracy.py --per-cell 4 --cathy-limit 0  # the calibration set (the thresholds' data)
+    KOE_SHARED_DATA=../shared/data python benchmarks/align_accuracy.py --cathy-limit 300   # real data elsewhere
 
 1. espeak: every voice of koe.synth.config.DEFAULT_VOICES at 140, 180 and 220 wpm (espeak rate), `--per-cell`
    Harvard sentences per voice x rate (cells take successive sentences, so all 30 are used), synthesized by
    koe.synth.espeak, whose event stream gives the true word times. Each utterance is aligned with its own
-   transcript (word boundaries vs the truth: median |error|, share within 50 ms; and whether the mismatch rule
+   transcript (word boundaries vs the truth: median |error|, share within 50 ms, and that share counting the
+   closure-convention misses at stop-initial words as right, a diagnostic; and whether the mismatch rule
    wrongly rejects it), and with planted wrong transcripts that the rule must reject: another sentence's text
    (`wrong`), the first word left out (`drop_first`), the last word left out (`drop_last`), and a short window of up
    to six words of audio whose transcript leaves out the first and the last of them (`window`); the same window with
