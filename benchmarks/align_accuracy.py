@@ -1,13 +1,15 @@
 """Accuracy of `koe align` (pocketsphinx) over `koe synth`'s default voices and rates, and on real recordings.
 
     nice -n 10 python benchmarks/align_accuracy.py                  # 12 voices x 3 rates x 3 sentences, cathy 40
-    python benchmarks/align_accuracy.py --per-cell 10 --cathy-limit 300 --json out.json       # docs/align.md
-    python benchmarks/align_accuracy.py --held-out --cathy-limit 0    # 40 other Harvard sentences
+    python benchmarks/align_accuracy.py --held-out --per-cell 10 --cathy-limit 0 --json out.json  # docs/align.md
+    python benchmarks/align_accuracy.py --per-cell 4 --cathy-limit 0  # the calibration set (the thresholds' data)
+    KOE_SHARED_DATA=../shared/data python benchmarks/align_accuracy.py --cathy-limit 300   # real data elsewhere
 
 1. espeak: every voice of koe.synth.config.DEFAULT_VOICES at 140, 180 and 220 wpm (espeak rate), `--per-cell`
    Harvard sentences per voice x rate (cells take successive sentences, so all 30 are used), synthesized by
    koe.synth.espeak, whose event stream gives the true word times. Each utterance is aligned with its own
-   transcript (word boundaries vs the truth: median |error|, share within 50 ms; and whether the mismatch rule
+   transcript (word boundaries vs the truth: median |error|, share within 50 ms, and that share counting the
+   closure-convention misses at stop-initial words as right, a diagnostic; and whether the mismatch rule
    wrongly rejects it), and with planted wrong transcripts that the rule must reject: another sentence's text
    (`wrong`), the first word left out (`drop_first`), the last word left out (`drop_last`), and a short window of up
    to six words of audio whose transcript leaves out the first and the last of them (`window`); the same window with
@@ -93,7 +95,8 @@ TARGET = {"median_ms": 15.0, "within_50ms": 0.95, "correct_rejected": 0.01, "pla
 WINDOW_WORDS = 6
 MODES = ("small_run", "corpus")
 LONG_LEFT_OUT_S = 0.2  # partial transcripts are also counted apart when they leave out at least this much speech
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the project root; KOE_SHARED_DATA points elsewhere (a git worktree has no such neighbour)
+SHARED = Path(os.environ.get("KOE_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def boundary_errors(truth: list, aligned: list) -> list[float]:
@@ -104,15 +107,27 @@ def boundary_errors(truth: list, aligned: list) -> list[float]:
     return [(y - x) * 1000 for (_, a, b), (_, c, d) in zip(truth, aligned, strict=True) for x, y in ((a, c), (b, d))]
 
 
-def summarize(errors: list[float]) -> dict:
+STOPS = frozenset({"p", "b", "t", "d", "k", "g"})
+
+
+def summarize(errors: list[float], before_stop: list[bool] | None = None) -> dict:
     """Median |error|, share within 50 ms, and the boundaries off by more than 50 ms split by kind and direction
-    (which kind dominates says what to fix: word ends cut early, starts late, ...)."""
+    (which kind dominates says what to fix: word ends cut early, starts late, ...).
+
+    With `before_stop` (per boundary: it is the start of a word whose first aligned phone is a stop), also the misses
+    that are the closure convention (docs/align.md): 50-100 ms early at such a boundary, where espeak's truth is the
+    burst and the aligner, like TIMIT and MFA, puts the closure in the stop. A diagnostic; the target stays strict."""
     e = np.asarray(errors)
     kind = np.where(np.arange(e.size) % 2 == 0, "start", "end")
     misses = {f"{k}_{d}": int(((kind == k) & (sign * e > 50)).sum())
               for k in ("start", "end") for d, sign in (("early", -1), ("late", 1))}
-    return {"boundaries": int(e.size), "median_ms": round(float(np.median(np.abs(e))), 1) if e.size else None,
-            "within_50ms": round(float((np.abs(e) <= 50).mean()), 4) if e.size else None, "misses": misses}
+    out = {"boundaries": int(e.size), "median_ms": round(float(np.median(np.abs(e))), 1) if e.size else None,
+           "within_50ms": round(float((np.abs(e) <= 50).mean()), 4) if e.size else None, "misses": misses}
+    if before_stop is not None and e.size:
+        closure = np.asarray(before_stop) & (e < -50) & (e >= -100)
+        out["misses_closure"] = int(closure.sum())
+        out["within_50ms_or_closure"] = round(float(((np.abs(e) <= 50) | closure).mean()), 4)
+    return out
 
 
 def align(utts: list[Utterance], work: Path, **options) -> tuple[dict[str, Utterance], dict]:
@@ -204,6 +219,11 @@ def _align(audio: np.ndarray, words: list[str], truth: list | None) -> tuple[dic
            "score_per_frame": round(res.score_per_frame, 2), "edge_speech_s": list(res.edge_speech_s)}
     if truth is not None:
         row["errors_ms"] = [round(e, 1) for e in boundary_errors(truth, res.words)]
+        first = [next((p for p, a, _ in res.phones if s - 1e-6 <= a < e), "") for _, s, e in res.words]
+        # a word's start, and the end of the word before it when the two touch in the truth, at a stop-initial word
+        row["before_stop"] = [flag for j, (_, _, end) in enumerate(truth)
+                              for flag in (first[j] in STOPS, j + 1 < len(truth) and first[j + 1] in STOPS
+                                           and abs(truth[j + 1][1] - end) < 1e-6)]
     return row, res
 
 
@@ -236,7 +256,8 @@ def _cell_summary(cell: list[dict]) -> dict:
     out: dict = {}
     correct = [r for r in cell if r["kind"] == "correct"]
     errors = [e for r in correct if r["outcome"] == "aligned" for e in r["errors_ms"]]
-    out.update(summarize(errors))
+    before_stop = [f for r in correct if r["outcome"] == "aligned" for f in r.get("before_stop", [])]
+    out.update(summarize(errors, before_stop if len(before_stop) == len(errors) else None))
     out["correct_failed"] = sum(r["outcome"] in ("align-failed", "synth-failed") for r in correct)
     for mode in MODES:
         counts = {}
@@ -322,11 +343,15 @@ def print_espeak(table: dict[str, dict]) -> None:
     kinds = (*CORRECT, *PLANTED, "partial_long")
     for mode in MODES:
         print(f"\n== espeak: koe synth's default voices x rates (true timings); rejections as in a {mode} ==")
-        print(f"{'voice @ wpm':28s} {'median':>7s} {'<=50ms':>7s} " + " ".join(f"{k:>12s}" for k in kinds) + "  missed")
+        print("(<=50ms+cl: also counting misses 50-100 ms early before a stop-initial word, the closure convention)")
+        print(f"{'voice @ wpm':28s} {'median':>7s} {'<=50ms':>7s} {'+cl':>6s} " + " ".join(f"{k:>12s}" for k in kinds)
+              + "  missed")
         for name, s in table.items():
             counts = " ".join(f"{'/'.join(map(str, s[f'rejected_{mode}'][k])):>12s}" for k in kinds)
             within = "-" if s["within_50ms"] is None else f"{s['within_50ms']:.1%}"
-            print(f"{name:28s} {s['median_ms']!s:>7s} {within:>7s} {counts}  {'; '.join(s[f'missed_targets_{mode}'])}")
+            closure = "-" if s.get("within_50ms_or_closure") is None else f"{s['within_50ms_or_closure']:.1%}"
+            print(f"{name:28s} {s['median_ms']!s:>7s} {within:>7s} {closure:>6s} {counts}  "
+                  f"{'; '.join(s[f'missed_targets_{mode}'])}")
 
 
 def main() -> None:

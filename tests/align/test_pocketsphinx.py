@@ -15,7 +15,7 @@ from koe.align.config import AlignConfig
 from koe.align.g2p import arpabet_from_espeak, pronounce_word
 from koe.align.mismatch import MismatchRule, detect_mismatches, mismatch_reason
 from koe.align.pauses import quiet_runs, speech_outside, split_at_quiet
-from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner
+from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner, _loud_gap
 from koe.align.run import run_align
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
 from koe.stage import KoeInputError
@@ -262,3 +262,42 @@ def test_librivox_agrees_with_pocketsphinx_shipped_alignments(shared_data: Path,
     diffs = [abs(a - b) for u in read_manifest(tmp_path / "m.aligned.jsonl")
              for (_, *got), ref in zip(u.words, reference[u.id], strict=True) for a, b in zip(got, ref, strict=True)]
     assert np.median(diffs) <= 0.015 and np.mean(np.array(diffs) <= 0.05) >= 0.95
+
+
+def test_loud_speech_swallowed_by_an_inner_silence_is_aligned_again_without_it(aligner: PocketsphinxAligner) -> None:
+    # the Klatt voice's "back": pocketsphinx's silence model took its vowel (a 390 ms "pause" after "get"), and
+    # "back" started 344 ms late, squeezed to its minimum duration; re-aligned with inner silences ruled out it is
+    # within 50 ms
+    syn = synthesize("Help the woman get back to her feet.", voice="en-gb-scotland+klatt", rate_wpm=140, pitch=50)
+    result = aligner.align(syn.audio, [w for w, _, _ in syn.words])
+    assert result.realigned
+    (_, start, end), (_, got_start, got_end) = syn.words[4], result.words[4]
+    assert abs(got_start - start) <= 0.05 and abs(got_end - end) <= 0.05, (syn.words[4], result.words[4])
+    # real pauses are quiet and do not trigger it
+    calm = synthesize("It snowed, rained, and hailed the same morning.", voice="en-us", rate_wpm=180, pitch=50)
+    assert not aligner.align(calm.audio, [w for w, _, _ in calm.words]).realigned
+
+
+def test_loud_gap_counts_loud_frames_between_words_only() -> None:
+    loud = np.zeros(100, bool)
+    loud[40:46] = True  # 60 ms of loud audio
+    assert _loud_gap([(0, 40, 3), (46, 80, 3)], loud)  # all of it in the silence between the two words
+    assert not _loud_gap([(0, 42, 3), (46, 80, 3)], loud)  # only 40 ms of it
+    assert not _loud_gap([(0, 50, 3), (50, 80, 3)], loud)  # inside a word
+
+
+def test_two_squeezed_words_of_a_short_window_are_not_a_mismatch() -> None:
+    # en-029+f4 at 220 wpm: 2 of a 6-word window's words at their minimum duration (0.33 > 0.3) with the right
+    # transcript; wrong transcripts that the rule catches squeeze 3 or more
+    res = _result(0.0, squeezed=2)
+    res.words = res.words[:6]
+    assert mismatch_reason(res, MismatchRule(), None) is None
+    res.squeezed_words = 3
+    assert "squeezed" in mismatch_reason(res, MismatchRule(), None)
+
+
+def test_edge_speech_of_a_left_out_short_word_is_a_mismatch() -> None:
+    # a left-out "a" or "the" at 220 wpm leaves 30-50 ms of loud speech before the first word; correct transcripts
+    # of koe synth's default voices leave at most 20 ms (docs/align.md)
+    assert mismatch_reason(_result(0.0, edges=(0.04, 0.0)), MismatchRule(), None) is not None
+    assert mismatch_reason(_result(0.0, edges=(0.02, 0.02)), MismatchRule(), None) is None

@@ -49,11 +49,11 @@ class AlignConfig:
                                         "than the forced alignment (see docs/align.md)"}
     )
     max_score_drop: float = dataclasses.field(
-        default=18.0, metadata={"help": "mismatch when the fit deficit is this far above its speaker's (or the run's) "
+        default=22.0, metadata={"help": "mismatch when the fit deficit is this far above its speaker's (or the run's) "
                                         "median"}
     )
     max_edge_speech_s: float = dataclasses.field(
-        default=0.05, metadata={"help": "mismatch when more loud audio than this lies before the first or after the "
+        default=0.03, metadata={"help": "mismatch when more loud audio than this lies before the first or after the "
                                         "last aligned word (words missing from the transcript)"}
     )
     min_unexplained_start: tuple[int, float] = dataclasses.field(
@@ -71,6 +71,9 @@ class AlignConfig:
     max_squeezed_fraction: float = dataclasses.field(
         default=0.3, metadata={"help": "mismatch when more of the words than this sit at their minimum duration"}
     )
+    min_squeezed_words: int = dataclasses.field(
+        default=3, metadata={"help": "... and at least this many of them (2 of a 6-word window is not enough)"}
+    )
     force: bool = dataclasses.field(default=False, metadata={"help": "redo even if the output is up to date"})
 
     def validate(self) -> list[str]:
@@ -87,6 +90,8 @@ class AlignConfig:
             problems.append(f"max_duration_s={self.max_duration_s} must be > 0")
         if not 0 <= self.max_squeezed_fraction <= 1:
             problems.append(f"max_squeezed_fraction={self.max_squeezed_fraction} must be in [0, 1]")
+        if self.min_squeezed_words < 1:
+            problems.append(f"min_squeezed_words={self.min_squeezed_words} must be >= 1")
         if self.max_score_drop <= 0:
             problems.append(f"max_score_drop={self.max_score_drop} must be > 0")
         if self.max_fit_deficit <= 0:

@@ -39,6 +39,15 @@ def frame_energy_db(audio: np.ndarray, sample_rate_hz: int, frame_s: float, offs
     return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
 
 
+def loud_frames(audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s: float) -> np.ndarray:
+    """Whether each frame (on the aligner's grid, as in frame_energy_db) is within LOUD_WITHIN_DB of the utterance's
+    loud frames (95th percentile): speech, not silence or noise."""
+    energy_db = frame_energy_db(audio, sample_rate_hz, frame_s, offset_s)
+    if energy_db.size == 0:
+        return np.zeros(0, bool)
+    return energy_db > np.percentile(energy_db, LOUD_PERCENTILE) - LOUD_WITHIN_DB
+
+
 def speech_outside(
     audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s: float, start_s: float, end_s: float
 ) -> tuple[float, float]:

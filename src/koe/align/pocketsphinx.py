@@ -6,9 +6,10 @@
     result.phones  # [("hh", 0.2178, 0.2778), ("iy", 0.2778, 0.3378), ...]
 
 Two passes, as pocketsphinx intends: `set_align_text` + decode finds the word path (optional silences between
-words, pronunciation variants), then `set_alignment` + decode again gives phone and state durations. The beams are
-wide (1e-300) by default: with pocketsphinx's own defaults 0-50% of the espeak utterances of a voice found no path at
-all, with wide beams every one did (docs/align.md), at about 0.03 s of CPU per second of audio.
+words, pronunciation variants), then `set_alignment` + decode again gives phone and state durations. When a silence
+between two words swallowed loud speech (LOUD_GAP_S), the text is aligned again with inner silences nearly ruled out.
+The beams are wide (1e-300) by default: with pocketsphinx's own defaults 0-50% of the espeak utterances of a voice
+found no path at all, with wide beams every one did (docs/align.md), at about 0.03 s of CPU per second of audio.
 
 Scores are pocketsphinx's per-frame-normalised acoustic scores (each frame's senone scores are taken relative to
 that frame's best senone, all senones computed), so a frame the model explains perfectly scores 0. How well even the
@@ -24,11 +25,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
-from koe.align.pauses import quiet_runs, speech_outside, split_at_quiet
+from koe.align.pauses import loud_frames, quiet_runs, speech_outside, split_at_quiet
 from koe.audio import TARGET_SAMPLE_RATE_HZ
 from koe.corpus.manifest import Span
 from koe.stage import KoeInputError
@@ -50,6 +52,11 @@ PHONES = frozenset({
     "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
 })
 _PHONE_WORD = "koe_phone_"
+# A silence between two words that holds at least this much loud audio (within pauses.LOUD_WITHIN_DB of the
+# utterance's loud frames) is speech the silence model swallowed, not a pause: the text is aligned again with
+# silences between words nearly ruled out (TIGHT_SILPROB instead of pocketsphinx's 0.005). Measured in docs/align.md.
+LOUD_GAP_S = 0.05
+TIGHT_SILPROB = 1e-8
 _VARIANT = re.compile(r"\(\d+\)$")
 _JSGF_SAFE = re.compile(r"[a-z][a-z']*")
 _NON_WORDS = {"<sil>", "<s>", "</s>", "(NULL)", "[NOISE]", "++NOISE++", "++BREATH++"}
@@ -110,6 +117,9 @@ class AlignResult:
     # the edge decode (transcript between optional free phone loops): (phones, seconds) of speech the loops took
     # before the first word and after the last; None when that decode found no path
     unexplained_edges: tuple[int, float, int, float] | None = None
+    # the edge decode's segments (word or loop phone, start frame, end frame inclusive, acoustic score)
+    edge_segments: list[tuple[str, int, int, int]] = dataclasses.field(default_factory=list, repr=False)
+    realigned: bool = False  # aligned again without inner silences (a silence had swallowed loud speech)
 
     @property
     def score_per_frame(self) -> float:
@@ -134,7 +144,10 @@ class PocketsphinxAligner:
         self.min_pause_s = min_pause_s
         self.edge_loops = edge_loops
         self._aliases: dict[str, str] = {}
+        self._extra_words = dict(extra_words or {})
         options = {"bestpath": False, "loglevel": "FATAL", "compallsen": True, **dataclasses.asdict(beams)}
+        self._options = options
+        self._tight = None  # the decoder for the re-alignment without inner silences, made when first needed
         self.decoder = Decoder(lm=None, **options)
         self.phone_loop = Decoder(allphone=str(model_dir() / "en-us-phone.lm.bin"), lm=None, **options)
         for phone in PHONES:
@@ -160,6 +173,15 @@ class PocketsphinxAligner:
         if alignment is None:
             raise KoeInputError("align-failed: pocketsphinx found no path through the text")
         result = _collect(alignment, self.decoder.n_frames(), len(words))
+        loud = loud_frames(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
+        # the speech left before the first / after the last word is judged on this alignment, where silence was free
+        # to take it (the re-alignment below stretches edge words over speech that has no words in the transcript)
+        edges = [(_time(result.word_frames_raw[0][0]), _time(result.word_frames_raw[-1][1]))]
+        if _loud_gap(result.word_frames_raw, loud):
+            tight = self._tight_alignment(pcm, words)
+            if tight is not None:
+                alignment, result = tight
+                result.realigned = True
         forced = _frame_scores(alignment, result.num_frames)
         result.forced_frames = forced
         free = self._free_scores(pcm, result.num_frames)
@@ -168,25 +190,39 @@ class PocketsphinxAligner:
             result.free_frames = free
             result.fit_deficit = float(np.mean(free - forced))
         if self.edge_loops:
-            result.unexplained_edges = self._edge_loops(pcm, words)
+            result.unexplained_edges, result.edge_segments = self._edge_loops(pcm, words)
         pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
         split_at_quiet(result.words, result.phones, pauses)
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)
-        result.edge_speech_s = speech_outside(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S,
-                                              result.words[0][1], result.words[-1][2])
+        edges.append((result.words[0][1], result.words[-1][2]))
+        outside = [speech_outside(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S, a, b) for a, b in edges]
+        result.edge_speech_s = (max(x for x, _ in outside), max(y for _, y in outside))
         return result
+
+    def _tight_alignment(self, pcm: bytes, words: list[str]):
+        """(alignment, AlignResult) of `words` with silences between words nearly ruled out; None without a path."""
+        if self._tight is None:
+            from pocketsphinx import Decoder
+
+            self._tight = Decoder(lm=None, silprob=TIGHT_SILPROB, **self._options)
+            for word, phones in self._extra_words.items():
+                self._tight.add_word(word, " ".join(phones), False)
+        try:
+            alignment = _force_with(self._tight, pcm, words)
+        except RuntimeError:
+            return None
+        if alignment is None:
+            return None
+        try:
+            return alignment, _collect(alignment, self._tight.n_frames(), len(words))
+        except KoeInputError:
+            return None
 
     def _force(self, pcm: bytes, words: list[str]):
         """Both alignment passes; None when there is no path through `words`."""
-        self.decoder.set_align_text(" ".join(words))
-        _decode(self.decoder, pcm)
-        if self.decoder.hyp() is None:
-            return None
-        self.decoder.set_alignment()
-        _decode(self.decoder, pcm)
-        return self.decoder.get_alignment()
+        return _force_with(self.decoder, pcm, words)
 
-    def _edge_loops(self, pcm: bytes, words: list[str]) -> tuple[int, float, int, float] | None:
+    def _edge_loops(self, pcm: bytes, words: list[str]):
         """Decode the transcript between two optional free phone loops (a JSGF grammar `<phone>* words <phone>*`)
         and return (phones, seconds) the loops took before the first word and after the last.
 
@@ -202,17 +238,18 @@ class PocketsphinxAligner:
             _decode(self.decoder, pcm)
             segments = list(self.decoder.seg() or []) if self.decoder.hyp() is not None else []
         except (RuntimeError, ValueError):
-            return None
+            return None, []
         named = [(seg.word, seg.start_frame, seg.end_frame) for seg in segments]
+        kept = [(seg.word, seg.start_frame, seg.end_frame, seg.ascore) for seg in segments]
         inside = [i for i, (w, _, _) in enumerate(named) if not w.startswith(_PHONE_WORD) and w not in _NON_WORDS]
         if not inside:
-            return None
+            return None, kept
 
         def loops(part):
             taken = [(a, b) for w, a, b in part if w.startswith(_PHONE_WORD)]
             return len(taken), round(sum(b - a + 1 for a, b in taken) * FRAME_S, 4)
 
-        return (*loops(named[:inside[0]]), *loops(named[inside[-1] + 1:]))
+        return (*loops(named[:inside[0]]), *loops(named[inside[-1] + 1:])), kept
 
     def _jsgf_token(self, word: str) -> str:
         """`word`, or an alias with its pronunciation where the JSGF parser would not take it as a token."""
@@ -240,6 +277,24 @@ class PocketsphinxAligner:
         phones = [(e.name[len(_PHONE_WORD):], e.start, e.start + e.duration) for e in alignment
                   if e.name.startswith(_PHONE_WORD)]
         return _frame_scores(alignment, num_frames), phones
+
+
+def _force_with(decoder, pcm: bytes, words: list[str]):
+    """Both alignment passes with `decoder`; None when there is no path through `words`."""
+    decoder.set_align_text(" ".join(words))
+    _decode(decoder, pcm)
+    if decoder.hyp() is None:
+        return None
+    decoder.set_alignment()
+    _decode(decoder, pcm)
+    return decoder.get_alignment()
+
+
+def _loud_gap(word_frames: list[tuple[int, int, int]], loud: np.ndarray) -> bool:
+    """Whether a silence between two aligned words holds at least LOUD_GAP_S of loud frames."""
+    need = round(LOUD_GAP_S / FRAME_S)
+    return any(int(loud[end:start].sum()) >= need
+               for (_, end, _), (start, _, _) in pairwise(word_frames) if start > end)
 
 
 def _decode(decoder, pcm: bytes) -> None:

@@ -79,7 +79,8 @@ def align_manifest(utts: list[Utterance], cfg: AlignConfig, report: StageReport)
             jobs.append((u, words_of[u.id]))
     results = _run_jobs(jobs, cfg, lexicon, report)
     rule = MismatchRule(cfg.max_fit_deficit, cfg.max_score_drop, cfg.min_corpus_size, cfg.max_squeezed_fraction,
-                        cfg.max_edge_speech_s, tuple(cfg.min_unexplained_start), tuple(cfg.min_unexplained_end))
+                        cfg.max_edge_speech_s, tuple(cfg.min_unexplained_start), tuple(cfg.min_unexplained_end),
+                        cfg.min_squeezed_words)
     mismatched = detect_mismatches(results, rule, {u.id: u.speaker for u in utts})
     if results:
         median = statistics.median(r.score_per_frame for r in results.values())
