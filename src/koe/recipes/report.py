@@ -30,7 +30,7 @@ class ReportConfig:
     plots: list[str] = dataclasses.field(default_factory=list, metadata={"help": "PNG files copied into the report"})
     sizes: dict[str, str] = dataclasses.field(default_factory=dict, metadata={
         "help": "model name (`<family>_<size>`) -> `koe train` out_dir: adds the scaling table and plot of spoken QA "
-                "on text-only facts against parameter count, one line per family"})
+                "on text-only facts (95% intervals) and heard facts against parameter count, per family"})
     out_dir: Path = dataclasses.field(default=Path("report"), metadata={"help": "results.md/json and figures"})
 
 
@@ -123,7 +123,7 @@ def plot_scaling(rows: dict[str, dict], params: dict[str, int], path: Path) -> b
         points.sort(key=lambda p: p[0])
         sizes = [n for n, _ in points]
         acc = [100 * r["qa_speech_text_only"] for _, r in points]
-        ci = [_ci95(r["qa_speech_text_only"], r["qa_speech_text_only_n"]) if r["qa_speech_text_only_n"]
+        ci = [_ci95(r["qa_speech_text_only"], r["qa_speech_text_only_n"]) if r.get("qa_speech_text_only_n")
               else (a, a) for a, (_, r) in zip(acc, points, strict=True)]
         err = [[a - lo for a, (lo, _) in zip(acc, ci, strict=True)],
                [hi - a for a, (_, hi) in zip(acc, ci, strict=True)]]
