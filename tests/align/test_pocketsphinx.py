@@ -14,7 +14,7 @@ import soundfile as sf
 from koe.align.config import AlignConfig
 from koe.align.g2p import arpabet_from_espeak, pronounce_word
 from koe.align.mismatch import MismatchRule, detect_mismatches, mismatch_reason
-from koe.align.pauses import quiet_runs, speech_outside, split_at_quiet
+from koe.align.pauses import loud_frames, quiet_runs, speech_outside, split_at_quiet
 from koe.align.pocketsphinx import AlignResult, PocketsphinxAligner, _loud_gap
 from koe.align.run import run_align
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
@@ -231,7 +231,7 @@ def test_speech_outside_counts_loud_frames_beyond_the_words_not_quiet_ones() -> 
     tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(int(0.2 * rate)) / rate)
     noise = np.random.default_rng(0).normal(0, 0.3 * 10 ** (-30 / 20), int(0.2 * rate))  # 30 dB down: not speech
     audio = np.concatenate([tone, tone, noise]).astype(np.float32)
-    before, after = speech_outside(audio, rate, 0.01, 0.0078, start_s=0.2078, end_s=0.4078)
+    before, after = speech_outside(loud_frames(audio, rate, 0.01, 0.0078), 0.01, 0.0078, start_s=0.2078, end_s=0.4078)
     assert before == pytest.approx(0.2, abs=0.011) and after == 0.0
 
 

@@ -48,16 +48,11 @@ def loud_frames(audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s
     return energy_db > np.percentile(energy_db, LOUD_PERCENTILE) - LOUD_WITHIN_DB
 
 
-def speech_outside(
-    audio: np.ndarray, sample_rate_hz: int, frame_s: float, offset_s: float, start_s: float, end_s: float
-) -> tuple[float, float]:
-    """Seconds of loud audio (within LOUD_WITHIN_DB of the utterance's loud frames) before `start_s` and after
-    `end_s`: speech the aligner had to leave to silence because the transcript has no words for it."""
-    energy_db = frame_energy_db(audio, sample_rate_hz, frame_s, offset_s)
-    if energy_db.size == 0:
-        return 0.0, 0.0
-    loud = energy_db > np.percentile(energy_db, LOUD_PERCENTILE) - LOUD_WITHIN_DB
-    frame_start = np.arange(energy_db.size) * frame_s + offset_s
+def speech_outside(loud: np.ndarray, frame_s: float, offset_s: float, start_s: float, end_s: float
+                   ) -> tuple[float, float]:
+    """Seconds of loud frames (`loud_frames`) before `start_s` and after `end_s`: speech the aligner had to leave to
+    silence because the transcript has no words for it."""
+    frame_start = np.arange(loud.size) * frame_s + offset_s
     before = loud & (frame_start + frame_s <= start_s + _EPS)
     after = loud & (frame_start >= end_s - _EPS)
     return round(float(before.sum()) * frame_s, 4), round(float(after.sum()) * frame_s, 4)

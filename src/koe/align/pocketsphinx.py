@@ -117,8 +117,6 @@ class AlignResult:
     # the edge decode (transcript between optional free phone loops): (phones, seconds) of speech the loops took
     # before the first word and after the last; None when that decode found no path
     unexplained_edges: tuple[int, float, int, float] | None = None
-    # the edge decode's segments (word or loop phone, start frame, end frame inclusive, acoustic score)
-    edge_segments: list[tuple[str, int, int, int]] = dataclasses.field(default_factory=list, repr=False)
     realigned: bool = False  # aligned again without inner silences (a silence had swallowed loud speech)
 
     @property
@@ -167,7 +165,7 @@ class PocketsphinxAligner:
             raise KoeInputError(f"oov: no pronunciation for {missing[:5]}")
         pcm = _pcm16(audio)
         try:
-            alignment = self._force(pcm, words)
+            alignment = _force_with(self.decoder, pcm, words)
         except RuntimeError as e:
             raise KoeInputError(f"align-failed: pocketsphinx: {e}") from None
         if alignment is None:
@@ -190,12 +188,12 @@ class PocketsphinxAligner:
             result.free_frames = free
             result.fit_deficit = float(np.mean(free - forced))
         if self.edge_loops:
-            result.unexplained_edges, result.edge_segments = self._edge_loops(pcm, words)
+            result.unexplained_edges = self._edge_loops(pcm, words)
         pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
         split_at_quiet(result.words, result.phones, pauses)
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)
         edges.append((result.words[0][1], result.words[-1][2]))
-        outside = [speech_outside(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S, a, b) for a, b in edges]
+        outside = [speech_outside(loud, FRAME_S, BOUNDARY_OFFSET_S, a, b) for a, b in edges]
         result.edge_speech_s = (max(x for x, _ in outside), max(y for _, y in outside))
         return result
 
@@ -218,11 +216,7 @@ class PocketsphinxAligner:
         except KoeInputError:
             return None
 
-    def _force(self, pcm: bytes, words: list[str]):
-        """Both alignment passes; None when there is no path through `words`."""
-        return _force_with(self.decoder, pcm, words)
-
-    def _edge_loops(self, pcm: bytes, words: list[str]):
+    def _edge_loops(self, pcm: bytes, words: list[str]) -> tuple[int, float, int, float] | None:
         """Decode the transcript between two optional free phone loops (a JSGF grammar `<phone>* words <phone>*`)
         and return (phones, seconds) the loops took before the first word and after the last.
 
@@ -238,18 +232,17 @@ class PocketsphinxAligner:
             _decode(self.decoder, pcm)
             segments = list(self.decoder.seg() or []) if self.decoder.hyp() is not None else []
         except (RuntimeError, ValueError):
-            return None, []
+            return None
         named = [(seg.word, seg.start_frame, seg.end_frame) for seg in segments]
-        kept = [(seg.word, seg.start_frame, seg.end_frame, seg.ascore) for seg in segments]
         inside = [i for i, (w, _, _) in enumerate(named) if not w.startswith(_PHONE_WORD) and w not in _NON_WORDS]
         if not inside:
-            return None, kept
+            return None
 
         def loops(part):
             taken = [(a, b) for w, a, b in part if w.startswith(_PHONE_WORD)]
             return len(taken), round(sum(b - a + 1 for a, b in taken) * FRAME_S, 4)
 
-        return (*loops(named[:inside[0]]), *loops(named[inside[-1] + 1:])), kept
+        return (*loops(named[:inside[0]]), *loops(named[inside[-1] + 1:]))
 
     def _jsgf_token(self, word: str) -> str:
         """`word`, or an alias with its pronunciation where the JSGF parser would not take it as a token."""
@@ -269,7 +262,8 @@ class PocketsphinxAligner:
             _decode(self.phone_loop, pcm)
             hyp = self.phone_loop.hyp()
             phones = [p for p in (hyp.hypstr.split() if hyp else []) if p in PHONES]
-            alignment = self._force(pcm, [_PHONE_WORD + p.lower() for p in phones]) if phones else None
+            loop_words = [_PHONE_WORD + p.lower() for p in phones]
+            alignment = _force_with(self.decoder, pcm, loop_words) if phones else None
         except RuntimeError:
             return None
         if alignment is None or self.decoder.n_frames() != num_frames:
