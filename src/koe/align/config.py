@@ -56,14 +56,12 @@ class AlignConfig:
         default=0.03, metadata={"help": "mismatch when more loud audio than this lies before the first or after the "
                                         "last aligned word (words missing from the transcript)"}
     )
-    min_unexplained_start: tuple[int, float] = dataclasses.field(
-        default=(0, 0.0), metadata={"help": "mismatch when free phone loops allowed before the transcript take at "
-                                             "least this many (phones, seconds) of its audio (missing first words); "
-                                             "0 phones: off (default; try 2,0.05: see docs/align.md)"}
+    max_edge_gain_start: float = dataclasses.field(
+        default=500.0, metadata={"help": "mismatch when free phones allowed before the first word raise the path score "
+                                         "by more than this (missing first words; 0: off; see docs/align.md)"}
     )
-    min_unexplained_end: tuple[int, float] = dataclasses.field(
-        default=(0, 0.0), metadata={"help": "the same after the transcript's last word (missing last words); 0 phones: "
-                                           "off (default; try 3,0.1)"}
+    max_edge_gain_end: float = dataclasses.field(
+        default=800.0, metadata={"help": "the same after the last word (missing last words; 0: off)"}
     )
     min_corpus_size: int = dataclasses.field(
         default=20, metadata={"help": "utterances a speaker (or the run) needs before its median is trusted"}
@@ -96,10 +94,9 @@ class AlignConfig:
             problems.append(f"max_score_drop={self.max_score_drop} must be > 0")
         if self.max_fit_deficit <= 0:
             problems.append(f"max_fit_deficit={self.max_fit_deficit} must be > 0")
-        for name in ("min_unexplained_start", "min_unexplained_end"):
-            phones, seconds = getattr(self, name)
-            if phones < 0 or seconds < 0:
-                problems.append(f"{name}={getattr(self, name)} must be (phones >= 0, seconds >= 0)")
+        for name in ("max_edge_gain_start", "max_edge_gain_end"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0 (0: off)")
         if self.max_edge_speech_s < 0:
             problems.append(f"max_edge_speech_s={self.max_edge_speech_s} must be >= 0")
 

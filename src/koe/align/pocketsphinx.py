@@ -17,7 +17,8 @@ right transcript can score depends on the voice (accent, synthesis method, speak
 the model's own best guess: a free phone-loop decode (pocketsphinx allphone search) whose phone string is
 force-aligned the same way. `fit_deficit` = free score - forced score per frame: near 0 when the transcript explains
 the audio as well as the model's own guess, large when it does not. koe.align.mismatch reads it, together with the
-speech left outside the first / last word (`edge_speech_s`).
+speech left outside the first / last word (`edge_speech_s`) and what free phones allowed before the first / after the
+last word gain over the transcript alone (`edge_loops`: a transcript that leaves out words there gains a lot).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from koe.align.pauses import loud_frames, quiet_runs, speech_outside, split_at_quiet
+from koe.align.pauses import loud_frames, quiet_frames, quiet_runs, speech_outside, split_at_quiet, stops_start_at_burst
 from koe.audio import TARGET_SAMPLE_RATE_HZ
 from koe.corpus.manifest import Span
 from koe.stage import KoeInputError
@@ -96,6 +97,15 @@ class Beams:
     lponlybeam: float = 1e-300
 
 
+@dataclasses.dataclass(frozen=True)
+class EdgeLoop:
+    """Free phones the decoder may place before the first word (or after the last), and what they gained."""
+
+    gain: float  # path score gained over the transcript alone, in the units of word_score (0 when unused)
+    phones: int
+    seconds: float
+
+
 @dataclasses.dataclass
 class AlignResult:
     """Word and phone spans of one utterance plus the numbers the mismatch detector reads."""
@@ -114,9 +124,9 @@ class AlignResult:
     free_frames: np.ndarray | None = dataclasses.field(default=None, repr=False)
     word_frames_raw: list[tuple[int, int, int]] = dataclasses.field(default_factory=list, repr=False)
     free_phones: list[tuple[str, int, int]] = dataclasses.field(default_factory=list, repr=False)
-    # the edge decode (transcript between optional free phone loops): (phones, seconds) of speech the loops took
-    # before the first word and after the last; None when that decode found no path
-    unexplained_edges: tuple[int, float, int, float] | None = None
+    # the edge decodes (free phones allowed before the first word, then after the last): what they gained over the
+    # transcript alone; None when a decode found no path or the aligner skipped them
+    edge_loops: tuple[EdgeLoop, EdgeLoop] | None = None
     realigned: bool = False  # aligned again without inner silences (a silence had swallowed loud speech)
 
     @property
@@ -133,10 +143,10 @@ class PocketsphinxAligner:
 
     def __init__(
         self, beams: Beams = Beams(), extra_words: dict[str, list[str]] | None = None, min_pause_s: float = 0.1,
-        edge_loops: bool = False,
+        edge_loops: bool = True,
     ):
-        """`edge_loops` runs the edge decode (`unexplained_edges`, ~0.2 s an utterance) that only the opt-in
-        min_unexplained_* rule reads, so the default aligner does not pay for it."""
+        """`edge_loops=False` skips the edge decodes (`AlignResult.edge_loops`, three more decodes of the utterance)
+        for callers that do not judge transcripts (the max_edge_gain_* rules are then off)."""
         from pocketsphinx import Decoder
 
         self.min_pause_s = min_pause_s
@@ -188,10 +198,12 @@ class PocketsphinxAligner:
             result.free_frames = free
             result.fit_deficit = float(np.mean(free - forced))
         if self.edge_loops:
-            result.unexplained_edges = self._edge_loops(pcm, words)
-        pauses = quiet_runs(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
-        split_at_quiet(result.words, result.phones, pauses)
+            result.edge_loops = self._edge_loops(pcm, words)
+        quiet = quiet_frames(audio, TARGET_SAMPLE_RATE_HZ, FRAME_S, BOUNDARY_OFFSET_S)
+        split_at_quiet(result.words, result.phones, quiet_runs(quiet, FRAME_S, BOUNDARY_OFFSET_S))
         _close_short_gaps(result, self.min_pause_s, len(audio) / TARGET_SAMPLE_RATE_HZ)
+        if self.min_pause_s > 0:  # koe synth's conventions; min_pause_s=0 keeps pocketsphinx's own spans
+            stops_start_at_burst(result.words, result.phones, quiet, FRAME_S, BOUNDARY_OFFSET_S)
         edges.append((result.words[0][1], result.words[-1][2]))
         outside = [speech_outside(loud, FRAME_S, BOUNDARY_OFFSET_S, a, b) for a, b in edges]
         result.edge_speech_s = (max(x for x, _ in outside), max(y for _, y in outside))
@@ -216,33 +228,47 @@ class PocketsphinxAligner:
         except KoeInputError:
             return None
 
-    def _edge_loops(self, pcm: bytes, words: list[str]) -> tuple[int, float, int, float] | None:
-        """Decode the transcript between two optional free phone loops (a JSGF grammar `<phone>* words <phone>*`)
-        and return (phones, seconds) the loops took before the first word and after the last.
+    def _edge_loops(self, pcm: bytes, words: list[str]) -> tuple[EdgeLoop, EdgeLoop] | None:
+        """Decode the transcript alone, then with free phones allowed before its first word (JSGF `<phone>* words`),
+        then after its last (`words <phone>*`), and return what each loop gained over the transcript alone.
 
         A transcript missing words at its start or end must otherwise stretch its first / last word over their
         speech (which the fit deficit, averaged over the utterance, hardly sees); given the choice, the decoder
-        spends loop phones on that speech. None when the grammar found no path."""
-        tokens = [self._jsgf_token(w) for w in words]
+        spends free phones on that speech and the path score jumps. With the right transcript the loops stay empty or
+        take a little of an edge sound the dictionary fits badly. None when a decode found no path."""
+        tokens = " ".join(self._jsgf_token(w) for w in words)
+        paths = [self._grammar_path(pcm, rule) for rule in (tokens, f"<phone>* {tokens}", f"{tokens} <phone>*")]
+        if any(p is None for p in paths):
+            return None
+        alone, lead, trail = paths
+        baseline = sum(score for *_, score in alone)
+
+        def loop(path, words_first: bool) -> EdgeLoop:
+            inside = [i for i, (w, *_) in enumerate(path) if not w.startswith(_PHONE_WORD) and w not in _NON_WORDS]
+            part = path[:inside[0]] if words_first else path[inside[-1] + 1:]
+            taken = [(a, b) for w, a, b, _ in part if w.startswith(_PHONE_WORD)]
+            seconds = round(sum(b - a + 1 for a, b in taken) * FRAME_S, 4)
+            return EdgeLoop(float(sum(score for *_, score in path) - baseline), len(taken), seconds)
+
+        return loop(lead, True), loop(trail, False)
+
+    def _grammar_path(self, pcm: bytes, rule: str) -> list[tuple[str, int, int, int]] | None:
+        """(word, first frame, last frame, acoustic score) of the best path through the JSGF `rule` (`<phone>` is any
+        one phone), None without one. Scores are pocketsphinx's log units, as word_score."""
         loop = " | ".join(_PHONE_WORD + p.lower() for p in sorted(PHONES))
-        grammar = f"#JSGF V1.0;\ngrammar koe;\n<phone> = {loop};\npublic <s> = <phone>* {' '.join(tokens)} <phone>*;\n"
+        grammar = f"#JSGF V1.0;\ngrammar koe;\n<phone> = {loop};\npublic <s> = {rule};\n"
         try:
             self.decoder.add_jsgf_string("koe_edges", grammar)
             self.decoder.activate_search("koe_edges")
             _decode(self.decoder, pcm)
-            segments = list(self.decoder.seg() or []) if self.decoder.hyp() is not None else []
+            if self.decoder.hyp() is None:
+                return None
+            segments = list(self.decoder.seg() or [])
         except (RuntimeError, ValueError):
             return None
-        named = [(seg.word, seg.start_frame, seg.end_frame) for seg in segments]
-        inside = [i for i, (w, _, _) in enumerate(named) if not w.startswith(_PHONE_WORD) and w not in _NON_WORDS]
-        if not inside:
-            return None
-
-        def loops(part):
-            taken = [(a, b) for w, a, b in part if w.startswith(_PHONE_WORD)]
-            return len(taken), round(sum(b - a + 1 for a, b in taken) * FRAME_S, 4)
-
-        return (*loops(named[:inside[0]]), *loops(named[inside[-1] + 1:]))
+        log = self.decoder.logmath.log
+        path = [(seg.word, seg.start_frame, seg.end_frame, log(seg.ascore)) for seg in segments]
+        return path if any(not w.startswith(_PHONE_WORD) and w not in _NON_WORDS for w, *_ in path) else None
 
     def _jsgf_token(self, word: str) -> str:
         """`word`, or an alias with its pronunciation where the JSGF parser would not take it as a token."""

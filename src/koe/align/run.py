@@ -79,8 +79,7 @@ def align_manifest(utts: list[Utterance], cfg: AlignConfig, report: StageReport)
             jobs.append((u, words_of[u.id]))
     results = _run_jobs(jobs, cfg, lexicon, report)
     rule = MismatchRule(cfg.max_fit_deficit, cfg.max_score_drop, cfg.min_corpus_size, cfg.max_squeezed_fraction,
-                        cfg.max_edge_speech_s, tuple(cfg.min_unexplained_start), tuple(cfg.min_unexplained_end),
-                        cfg.min_squeezed_words)
+                        cfg.max_edge_speech_s, cfg.max_edge_gain_start, cfg.max_edge_gain_end, cfg.min_squeezed_words)
     mismatched = detect_mismatches(results, rule, {u.id: u.speaker for u in utts})
     if results:
         median = statistics.median(r.score_per_frame for r in results.values())
@@ -120,7 +119,7 @@ def _run_jobs(jobs, cfg: AlignConfig, lexicon: dict[str, list[str]], report: Sta
     beams = Beams(cfg.beam, cfg.wbeam, cfg.pbeam, cfg.lpbeam, cfg.lponlybeam)
     tasks = [(u, words, str(cfg.manifest.parent), cfg.max_duration_s) for u, words in jobs]
     results: dict[str, AlignResult] = {}
-    edge_loops = cfg.min_unexplained_start[0] > 0 or cfg.min_unexplained_end[0] > 0
+    edge_loops = cfg.max_edge_gain_start > 0 or cfg.max_edge_gain_end > 0
     init_args = (beams, lexicon, cfg.min_pause_s, edge_loops)
     if cfg.num_workers == 1:
         _init_worker(*init_args)
