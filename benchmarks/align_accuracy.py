@@ -96,7 +96,7 @@ WINDOW_WORDS = 6
 MODES = ("small_run", "corpus")
 LONG_LEFT_OUT_S = 0.2  # partial transcripts are also counted apart when they leave out at least this much speech
 # ../shared/data beside the project root; KOE_SHARED_DATA points elsewhere (a git worktree has no such neighbour)
-SHARED = Path(os.environ.get("KOE_SHARED_DATA") or Path(__file__).parents[1].parent / "shared" / "data").resolve()
+SHARED = Path(os.environ.get("KOE_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 
 
 def boundary_errors(truth: list, aligned: list) -> list[float]:
