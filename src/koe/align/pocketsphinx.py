@@ -318,6 +318,10 @@ def _loud_gap(word_frames: list[tuple[int, int, int]], loud: np.ndarray) -> bool
 
 
 def _decode(decoder, pcm: bytes) -> None:
+    """One utterance from the model's initial cepstral mean: pocketsphinx's live CMN otherwise carries each decode's
+    mean into the next, and a result would depend on what the process decoded before it (with several workers, on
+    the scheduling)."""
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
