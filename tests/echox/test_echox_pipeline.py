@@ -11,6 +11,7 @@ import soundfile as sf
 from s2t_fixtures import save_llm, tone
 
 from koe.config import load_config
+from koe.echox import evaluate
 from koe.echox.data import QARecord
 from koe.echox.evaluate import EchoxEvalConfig, run_echox_eval
 from koe.echox.train import EchoConfig, T2CConfig, run_echo_train, run_t2c_train
@@ -69,7 +70,7 @@ def _vocoder(path):
 
 
 @pytest.mark.slow
-def test_echox_end_to_end_on_cpu(tmp_path):
+def test_echox_end_to_end_on_cpu(tmp_path, monkeypatch):
     qa = _qa(tmp_path)
     llm = save_llm(tmp_path / "llm")
     run_encoder_init(EncoderInitConfig(out_dir=tmp_path / "enc", d_model=32, layers=1, heads=2, max_audio_s=4))
@@ -107,3 +108,21 @@ def test_echox_end_to_end_on_cpu(tmp_path):
     res = json.loads((tmp_path / "eval/results.json").read_text())["summary"]
     assert res["s2t_only"]["speech_out"] is None and res["s2t_t2c"]["first_audio_ms"] > 0
     assert "| s2t_t2c |" in (tmp_path / "eval/results.md").read_text()
+    assert json.loads((tmp_path / "eval/results.json").read_text())["systems_pending"] == []
+
+    # a run cut short after its first system (a lost GPU) keeps that system's results and names the rest
+    load_system, loaded = evaluate._load_system, []
+
+    def load_then_lose_the_device(spec, device):
+        loaded.append(spec)
+        if len(loaded) == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return load_system(spec, device)
+
+    monkeypatch.setattr(evaluate, "_load_system", load_then_lose_the_device)
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        run_echox_eval(EchoxEvalConfig(qa=qa, vocoder=tmp_path / "voc", out_dir=tmp_path / "cut", systems=systems,
+                                       device="cpu"))
+    cut = json.loads((tmp_path / "cut/results.json").read_text())
+    assert list(cut["summary"]) == ["s2t_only"] and cut["systems_pending"] == ["s2t_t2c", "echox"]
+    assert "Not evaluated yet: s2t_t2c, echox." in (tmp_path / "cut/results.md").read_text()

@@ -9,7 +9,8 @@ the LLM answering the text -> espeak). Columns: text-out accuracy (the answer na
 (pocketsphinx forced choice among the candidates, koe.echox.asr), gap = text - speech, own-text WER (pocketsphinx
 word loop against the system's own text), first-audio ms (streamed, koe.echox.pipeline) and unit-language tokens per
 second of generated speech. Heldout facts are kept out of the accuracies (chance) but listed in results.json.
-Writes results.json, results.md and the first `num_wavs` answers of each system as WAVs.
+Writes results.json, results.md (both rewritten after each system, `systems_pending` naming those not yet run) and
+the first `num_wavs` answers of each system as WAVs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from koe.config import save_config
-from koe.stage import StageReport, progress, write_json
+from koe.stage import StageReport, atomic_write_text, progress, write_json
 
 
 @dataclasses.dataclass
@@ -172,8 +173,15 @@ def run_echox_eval(cfg: EchoxEvalConfig) -> StageReport:
             rows.append(row)
             report.ok()
         results[name], rows_all[name] = summarize(rows), rows
+        _write_results(out, results, rows_all, [n for n in cfg.systems if n not in results])
     report.extra["device"] = str(device)
-    write_json(out / "results.json", {"summary": results, "items": rows_all})
-    (out / "results.md").write_text(render(results))
     print(render(results))
     return report.finish()
+
+
+def _write_results(out: Path, results: dict, rows_all: dict, pending: list[str]) -> None:
+    """Rewritten after every system, so a run cut short (a lost GPU, a time limit) keeps the systems it finished;
+    `systems_pending` names the rest."""
+    write_json(out / "results.json", {"summary": results, "items": rows_all, "systems_pending": pending})
+    note = f"\nNot evaluated yet: {', '.join(pending)}.\n" if pending else ""
+    atomic_write_text(out / "results.md", render(results) + note)
