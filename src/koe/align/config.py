@@ -57,11 +57,11 @@ class AlignConfig:
                                         "last aligned word (words missing from the transcript)"}
     )
     max_edge_gain_start: float = dataclasses.field(
-        default=500.0, metadata={"help": "mismatch when free phones allowed before the first word raise the path score "
+        default=400.0, metadata={"help": "mismatch when free phones allowed before the first word raise the path score "
                                          "by more than this (missing first words; 0: off; see docs/align.md)"}
     )
     max_edge_gain_end: float = dataclasses.field(
-        default=800.0, metadata={"help": "the same after the last word (missing last words; 0: off)"}
+        default=1000.0, metadata={"help": "the same after the last word (missing last words; 0: off)"}
     )
     min_corpus_size: int = dataclasses.field(
         default=20, metadata={"help": "utterances a speaker (or the run) needs before its median is trusted"}
