@@ -105,10 +105,11 @@ def test_echox_end_to_end_on_cpu(tmp_path, monkeypatch):
                                        systems=systems, device="cpu"))
     assert r.items_out == 4 * len(systems)  # 4 eval questions (voice b; the text_only fact in both)
     assert sorted(f.item for f in r.failures) == sorted(f"{name}:long_eval" for name in systems)
-    res = json.loads((tmp_path / "eval/results.json").read_text())["summary"]
+    written = json.loads((tmp_path / "eval/results.json").read_text())
+    res = written["summary"]
     assert res["s2t_only"]["speech_out"] is None and res["s2t_t2c"]["first_audio_ms"] > 0
     assert "| s2t_t2c |" in (tmp_path / "eval/results.md").read_text()
-    assert json.loads((tmp_path / "eval/results.json").read_text())["systems_pending"] == []
+    assert written["systems_pending"] == []
 
     # a run cut short after its first system (a lost GPU) keeps that system's results and names the rest
     load_system, loaded = evaluate._load_system, []
