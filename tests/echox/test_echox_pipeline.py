@@ -111,6 +111,17 @@ def test_echox_end_to_end_on_cpu(tmp_path, monkeypatch):
     assert "| s2t_t2c |" in (tmp_path / "eval/results.md").read_text()
     assert written["systems_pending"] == []
 
+    # the same systems evaluated in parallel processes give the same answers
+    run_echox_eval(EchoxEvalConfig(qa=qa, vocoder=tmp_path / "voc", out_dir=tmp_path / "par", systems=systems,
+                                   device="cpu", num_workers=2))
+    parallel = json.loads((tmp_path / "par/results.json").read_text())
+    assert list(parallel["summary"]) == list(systems) and parallel["systems_pending"] == []
+    timing = {"first_audio_ms"}
+    for name in systems:
+        assert ([{k: v for k, v in row.items() if k not in timing} for row in parallel["items"][name]]
+                == [{k: v for k, v in row.items() if k not in timing} for row in written["items"][name]])
+    assert sorted(p.name for p in (tmp_path / "par/wavs").iterdir()) == ["echox", "s2t_t2c"]
+
     # a run cut short after its first system (a lost GPU) keeps that system's results and names the rest
     load_system, loaded = evaluate._load_system, []
 

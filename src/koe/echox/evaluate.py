@@ -16,6 +16,7 @@ the first `num_wavs` answers of each system as WAVs.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -41,10 +42,16 @@ class EchoxEvalConfig:
         "help": "where the S2T/T2C/echo models run: auto (cuda when available), cpu, cuda:N (vocoder and "
                 "pocketsphinx stay on the CPU)"})
     torch_threads: int = dataclasses.field(default=1, metadata={
-        "help": "torch CPU threads (1: these small models ran 300x faster than with 2 on a loaded 2-core machine)"})
+        "help": "torch CPU threads per process (1: these small models ran 300x faster than with 2 on a loaded 2-core "
+                "machine)"})
+    num_workers: int = dataclasses.field(default=1, metadata={
+        "help": "systems evaluated at once, each in its own process (vocoding and pocketsphinx are CPU-bound)"})
 
     def validate(self) -> list[str]:
-        return [] if self.systems else ["systems= is empty: name at least one system"]
+        problems = [] if self.systems else ["systems= is empty: name at least one system"]
+        if self.num_workers < 1:
+            problems.append(f"num_workers={self.num_workers} must be >= 1")
+        return problems
 
 
 def _load_system(spec: dict, device):
@@ -138,45 +145,82 @@ def render(results: dict) -> str:
 
 
 def run_echox_eval(cfg: EchoxEvalConfig) -> StageReport:
-    import soundfile as sf
-    import torch
-
-    from koe.echox.asr import AnswerASR
     from koe.model.speech_text_lm import resolve_device
     from koe.s2t.records import read_qa
     from koe.s2t.train import load_audio_cache
-    from koe.vocoder import UnitVocoder
 
-    torch.set_num_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)
     out = Path(cfg.out_dir)
     save_config(cfg, out)
     records = [r for r in read_qa(cfg.qa) if r.role == "eval"][: cfg.max_items or None]
     report = StageReport("echox eval", out, items_in=len(records) * len(cfg.systems))
     audio = load_audio_cache([r.question_audio for r in records], 30.0, report)
-    vocoder = UnitVocoder.load(cfg.vocoder)
-    asr = AnswerASR({w for r in records for w in (r.answer_text + " " + " ".join(r.candidates)).split()})
-    results, rows_all = {}, {}
-    for name, spec in cfg.systems.items():
-        s2t, speaker, asr_model = _load_system(spec, device)
-        rows = []
-        for r in progress([r for r in records if r.question_audio in audio], desc=f"eval {name}"):
-            if len(audio[r.question_audio]) / 16_000 > s2t.encoder.max_audio_s:
-                report.fail(f"{name}:{r.id}", f"too-long: {r.question_audio}: longer than the encoder's "
-                            f"{s2t.encoder.max_audio_s:.1f} s window", path=r.question_audio)
-                continue
-            row = _item(r, s2t, speaker, asr_model, vocoder, asr, audio[r.question_audio])
-            wav = row.pop("_wav")
-            if wav is not None and len(rows) < cfg.num_wavs and len(wav):
-                (out / "wavs" / name).mkdir(parents=True, exist_ok=True)
-                sf.write(out / "wavs" / name / f"{r.id}.wav", wav, 16_000)
-            rows.append(row)
-            report.ok()
-        results[name], rows_all[name] = summarize(rows), rows
-        _write_results(out, results, rows_all, [n for n in cfg.systems if n not in results])
-    report.extra["device"] = str(device)
+    init_args = (cfg, [r for r in records if r.question_audio in audio], audio)
+    jobs = list(cfg.systems.items())
+    if cfg.num_workers == 1:
+        _init_worker(*init_args)
+        finished, pool = map(_evaluate_system, jobs), None
+    else:  # one process per system: the vocoder and pocketsphinx are CPU-bound, the models share the device
+        pool = multiprocessing.get_context("spawn").Pool(min(cfg.num_workers, len(jobs)), _init_worker, init_args)
+        finished = progress(pool.imap_unordered(_evaluate_system, jobs), desc="eval systems", total=len(jobs))
+    done: dict[str, list[dict]] = {}
+    results: dict[str, dict] = {}
+    try:
+        for name, rows, failures in finished:
+            for item, reason, path in failures:
+                report.fail(f"{name}:{item}", reason, path=path)
+            report.ok(len(rows))
+            done[name] = rows
+            ordered = [n for n in cfg.systems if n in done]
+            results = {n: summarize(done[n]) for n in ordered}
+            _write_results(out, results, {n: done[n] for n in ordered}, [n for n in cfg.systems if n not in done])
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    report.extra["device"] = str(resolve_device(cfg.device))
     print(render(results))
     return report.finish()
+
+
+_context: dict[str, Any] = {}  # what every system's evaluation shares, one per process (set by _init_worker)
+
+
+def _init_worker(cfg: EchoxEvalConfig, records: list, audio: dict[str, np.ndarray]) -> None:
+    import torch
+
+    from koe.echox.asr import AnswerASR
+    from koe.model.speech_text_lm import resolve_device
+    from koe.vocoder import UnitVocoder
+
+    torch.set_num_threads(cfg.torch_threads)
+    words = {w for r in records for w in (r.answer_text + " " + " ".join(r.candidates)).split()}
+    _context.update(cfg=cfg, records=records, audio=audio, device=resolve_device(cfg.device),
+                    vocoder=UnitVocoder.load(cfg.vocoder), asr=AnswerASR(words))
+
+
+def _evaluate_system(job: tuple[str, dict]) -> tuple[str, list[dict], list[tuple[str, str, str]]]:
+    """(name, one row per question, (item, reason, path) per question it could not take); saves the first
+    `num_wavs` answers as WAVs."""
+    import soundfile as sf
+
+    name, spec = job
+    cfg, records, audio = _context["cfg"], _context["records"], _context["audio"]
+    wav_dir = Path(cfg.out_dir) / "wavs" / name
+    s2t, speaker, asr_model = _load_system(spec, _context["device"])
+    rows, failures = [], []
+    items = records if cfg.num_workers > 1 else progress(records, desc=f"eval {name}")
+    for r in items:
+        if len(audio[r.question_audio]) / 16_000 > s2t.encoder.max_audio_s:
+            failures.append((r.id, f"too-long: {r.question_audio}: longer than the encoder's "
+                                   f"{s2t.encoder.max_audio_s:.1f} s window", r.question_audio))
+            continue
+        row = _item(r, s2t, speaker, asr_model, _context["vocoder"], _context["asr"], audio[r.question_audio])
+        wav = row.pop("_wav")
+        if wav is not None and len(rows) < cfg.num_wavs and len(wav):
+            wav_dir.mkdir(parents=True, exist_ok=True)
+            sf.write(wav_dir / f"{r.id}.wav", wav, 16_000)
+        rows.append(row)
+    return name, rows, failures
 
 
 def _write_results(out: Path, results: dict, rows_all: dict, pending: list[str]) -> None:
