@@ -53,6 +53,25 @@ def test_sft_then_eval_s2s(setup, name):
     assert all(v is None or 0.0 <= v <= 1.0 for v in ceiling.values()) and ceiling["espeak_answer"] is not None
 
 
+@pytest.mark.slow
+def test_eval_s2s_workers_give_the_same_answers(setup):
+    """Examples split over worker processes come back in order with the same rows (each is seeded by its index)."""
+    model, examples, vocoder, root = setup
+    out = root / "sft-workers"
+    assert run_command("sft", [f"model={model}", f"examples={examples}", f"out_dir={out}", "max_steps=2",
+                               "micro_batch_size=4", "strategy.name=interleaved"]) == 0
+    answers, wavs = {}, {}
+    for workers in (1, 2):
+        ev = root / f"eval-workers-{workers}"
+        run_command("eval s2s", [str(out / "final"), f"examples={examples}", f"vocoder={vocoder}", f"out_dir={ev}",
+                                 "max_new_tokens=24", f"num_workers={workers}"])
+        rows = [json.loads(x) for x in (ev / "answers.jsonl").read_text().splitlines()]
+        answers[workers] = [{k: v for k, v in row.items() if k != "first_audio_ms"} for row in rows]
+        wavs[workers] = sorted(p.name for p in (ev / "wav").iterdir())
+    assert len(answers[1]) == 4 and answers[2] == answers[1]
+    assert wavs[1] and wavs[2] == wavs[1]
+
+
 def test_speech_out_ceiling_scores_the_reference_answers_own_audio(tmp_path):
     """The ceiling hears each reference answer's espeak audio with the same closed-set ASR: the right names are
     mostly recognised, swapped ones are not, so the number measures the scorer on the audio, not a constant."""

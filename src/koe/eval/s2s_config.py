@@ -32,6 +32,9 @@ class S2SEvalConfig:
         "help": "units vocoded for the first audio (its time is added to first-audio ms)"})
     save_wavs: int = field(default=40, metadata={"help": "keep the WAVs of the first N answers (-1 = all)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    num_workers: int = field(default=1, metadata={
+        "help": "processes answering examples at once, each with its own copy of the model (vocoding and "
+                "pocketsphinx are CPU-bound); the rows are the same for any number"})
 
     def validate(self) -> list[str]:
         problems = [] if self.model else ["model: required"]
@@ -39,4 +42,6 @@ class S2SEvalConfig:
             problems.append("max_new_tokens and first_chunk_units must be >= 1")
         if self.max_examples < 0:
             problems.append(f"max_examples={self.max_examples} must be >= 0")
+        if self.num_workers < 1:
+            problems.append(f"num_workers={self.num_workers} must be >= 1")
         return problems

@@ -16,6 +16,7 @@ are vocoded. An empty or undecodable answer counts as wrong and is listed in eva
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -82,14 +83,50 @@ def _vocode(vocoder, units: list[int]) -> np.ndarray | None:
 
 
 def run_spoken_qa_s2s(cfg: S2SEvalConfig) -> StageReport:
-    from koe.audio import TARGET_SAMPLE_RATE_HZ
-
     out = Path(cfg.out_dir)
     report = StageReport("eval s2s", out)
     save_config(cfg, out)
     examples = _examples(cfg, report)
     if not examples:
         raise KoeInputError(f"no-examples: {cfg.examples}: no speech example in split {cfg.split!r}")
+    _init_worker(cfg, examples)  # here too: a bad model or a missing vocoder fails before any worker starts
+    strategy = _context["strategy"]
+    report.items_in = len(examples)
+    tasks = list(enumerate(examples))
+    if cfg.num_workers == 1:
+        answered, pool = map(_answer_example, tasks), None
+    else:  # each worker loads the model, vocoder and ASR once; imap keeps the examples' order
+        pool = multiprocessing.get_context("spawn").Pool(cfg.num_workers, _init_worker, (cfg, examples))
+        answered = pool.imap(_answer_example, tasks, chunksize=max(1, len(tasks) // (4 * cfg.num_workers)))
+    rows = []
+    try:
+        for (_, ex), (row, problems) in progress(zip(tasks, answered, strict=True), desc=f"eval s2s {strategy.name}",
+                                                 total=len(tasks), unit="q"):
+            for problem in problems:
+                report.fail(ex.id, problem)
+            rows.append(row)
+            if "error" not in row:
+                report.ok()
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    summary = summarise(rows)
+    summary["speech_out_ceiling"] = speech_out_ceiling(examples, _context["root"], _context["asr"],
+                                                       _context["vocoder"])
+    results = {"task": "spoken_qa_s2s", "model": cfg.model, "strategy": strategy.name,
+               "strategy_options": to_dict(strategy.options), "answer_asr": _context["asr_mode"], **summary,
+               "config": to_dict(cfg)}
+    write_json(out / RESULTS_FILE, results)
+    atomic_write_text(out / "answers.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    report.extra.update({k: v for k, v in summary.items() if not isinstance(v, dict)})
+    return report.finish()
+
+
+_context: dict = {}  # the model, strategy, vocoder and ASR of this process (set by _init_worker)
+
+
+def _init_worker(cfg: S2SEvalConfig, examples: list[DialogueExample]) -> None:
     bundle, strategy = load_bundle(cfg.model, cfg.device, StrategyOptions(name=cfg.strategy) if cfg.strategy
                                    else None)
     vocoder = None
@@ -100,57 +137,53 @@ def run_spoken_qa_s2s(cfg: S2SEvalConfig) -> StageReport:
     elif strategy.name != "cascade":
         raise KoeInputError(f"no-vocoder: strategy {strategy.name} answers in units; give vocoder=")
     asr, asr_mode = _answer_asr(cfg, examples)
-    root = (cfg.examples if cfg.examples.is_dir() else cfg.examples.parent)
-    report.items_in = len(examples)
-    rows, text_cache = [], {}
-    for k, ex in enumerate(progress(examples, desc=f"eval s2s {strategy.name}", unit="q")):
-        torch.manual_seed(k)
-        row = {"id": ex.id, "fact_split": ex.fact_split, "voice_split": ex.voice_split, "references": ex.references}
-        try:
-            t = example_tokens(ex, bundle.tokenizer, bundle.vocab)
-            if ex.question_text not in text_cache:
-                text_cache[ex.question_text] = generate_text(bundle, text_prompt(t, bundle.vocab),
-                                                             cfg.max_new_tokens)[0]
-            row["text_answer"] = text_cache[ex.question_text]
-            ans = strategy.answer(bundle, t, ex, root, cfg.max_new_tokens)
-        except KoeInputError as e:
-            report.fail(ex.id, str(e))
-            rows.append({**row, "error": str(e)})
-            continue
-        row.update({"speech_in_text": ans.text, "transcript_in": ans.transcript, "units": ans.units,
-                    "first_audio_tokens": ans.first_audio_tokens})
-        audio, first_ms = ans.audio, None
-        if audio is None and ans.units and vocoder is not None:
-            start = time.perf_counter()
-            _vocode(vocoder, ans.units[: cfg.first_chunk_units])
-            chunk_s = time.perf_counter() - start
-            audio = _vocode(vocoder, ans.units)
-            first_ms = 1000 * (ans.first_audio_s + chunk_s) if ans.first_audio_s is not None else None
-        elif audio is not None and ans.first_audio_s is not None:
-            first_ms = 1000 * ans.first_audio_s
-        row["first_audio_ms"] = first_ms
-        if audio is None or audio.size == 0:
-            report.fail(ex.id, "empty-speech: the answer has no units/audio (counted wrong)")
-            row["heard"] = ""
-        else:
-            row["heard"] = asr.transcribe(audio)
-            if not row["heard"]:
-                report.fail(ex.id, "undecodable: pocketsphinx heard nothing in the spoken answer (counted wrong)")
-            if cfg.save_wavs < 0 or k < cfg.save_wavs:
-                sr = vocoder.sample_rate_hz if ans.audio is None else TARGET_SAMPLE_RATE_HZ
-                (out / "wav").mkdir(parents=True, exist_ok=True)
-                sf.write(out / "wav" / f"{ex.id}.wav", audio, sr)
-        rows.append(row)
-        report.ok()
-    summary = summarise(rows)
-    summary["speech_out_ceiling"] = speech_out_ceiling(examples, root, asr, vocoder)
-    results = {"task": "spoken_qa_s2s", "model": cfg.model, "strategy": strategy.name,
-               "strategy_options": to_dict(strategy.options), "answer_asr": asr_mode, **summary,
-               "config": to_dict(cfg)}
-    write_json(out / RESULTS_FILE, results)
-    atomic_write_text(out / "answers.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    report.extra.update({k: v for k, v in summary.items() if not isinstance(v, dict)})
-    return report.finish()
+    root = cfg.examples if cfg.examples.is_dir() else cfg.examples.parent
+    _context.update(cfg=cfg, bundle=bundle, strategy=strategy, vocoder=vocoder, asr=asr, asr_mode=asr_mode,
+                    root=root, text_answers={})
+
+
+def _answer_example(task: tuple[int, DialogueExample]) -> tuple[dict, list[str]]:
+    """(answers.jsonl row, failure reasons) of example number k: answered in text and by the strategy, vocoded,
+    transcribed; its WAV saved among the first `save_wavs`. Seeded by k, so any number of workers gives the same
+    rows."""
+    from koe.audio import TARGET_SAMPLE_RATE_HZ
+
+    k, ex = task
+    cfg, bundle, vocoder = _context["cfg"], _context["bundle"], _context["vocoder"]
+    text_answers = _context["text_answers"]  # the text question's answer, once per question
+    torch.manual_seed(k)
+    row = {"id": ex.id, "fact_split": ex.fact_split, "voice_split": ex.voice_split, "references": ex.references}
+    try:
+        t = example_tokens(ex, bundle.tokenizer, bundle.vocab)
+        if ex.question_text not in text_answers:
+            text_answers[ex.question_text] = generate_text(bundle, text_prompt(t, bundle.vocab),
+                                                           cfg.max_new_tokens)[0]
+        row["text_answer"] = text_answers[ex.question_text]
+        ans = _context["strategy"].answer(bundle, t, ex, _context["root"], cfg.max_new_tokens)
+    except KoeInputError as e:
+        return {**row, "error": str(e)}, [str(e)]
+    row.update({"speech_in_text": ans.text, "transcript_in": ans.transcript, "units": ans.units,
+                "first_audio_tokens": ans.first_audio_tokens})
+    audio, first_ms = ans.audio, None
+    if audio is None and ans.units and vocoder is not None:
+        start = time.perf_counter()
+        _vocode(vocoder, ans.units[: cfg.first_chunk_units])
+        chunk_s = time.perf_counter() - start
+        audio = _vocode(vocoder, ans.units)
+        first_ms = 1000 * (ans.first_audio_s + chunk_s) if ans.first_audio_s is not None else None
+    elif audio is not None and ans.first_audio_s is not None:
+        first_ms = 1000 * ans.first_audio_s
+    row["first_audio_ms"] = first_ms
+    if audio is None or audio.size == 0:
+        return {**row, "heard": ""}, ["empty-speech: the answer has no units/audio (counted wrong)"]
+    row["heard"] = _context["asr"].transcribe(audio)
+    problems = [] if row["heard"] else ["undecodable: pocketsphinx heard nothing in the spoken answer (counted wrong)"]
+    if cfg.save_wavs < 0 or k < cfg.save_wavs:
+        wav_dir = Path(cfg.out_dir) / "wav"
+        wav_dir.mkdir(parents=True, exist_ok=True)
+        sr = vocoder.sample_rate_hz if ans.audio is None else TARGET_SAMPLE_RATE_HZ
+        sf.write(wav_dir / f"{ex.id}.wav", audio, sr)
+    return row, problems
 
 
 def speech_out_ceiling(examples: list[DialogueExample], root: Path, asr, vocoder) -> dict[str, float | None]:
