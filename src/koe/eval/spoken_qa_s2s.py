@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -127,6 +128,8 @@ _context: dict = {}  # the model, strategy, vocoder and ASR of this process (set
 
 
 def _init_worker(cfg: S2SEvalConfig, examples: list[DialogueExample]) -> None:
+    if cfg.num_workers > 1:  # the workers share the cores instead of each taking them all
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.num_workers))
     bundle, strategy = load_bundle(cfg.model, cfg.device, StrategyOptions(name=cfg.strategy) if cfg.strategy
                                    else None)
     vocoder = None
