@@ -260,7 +260,7 @@ class PocketsphinxAligner:
         try:
             self.decoder.add_jsgf_string("koe_edges", grammar)
             self.decoder.activate_search("koe_edges")
-            _decode(self.decoder, pcm)
+            decode_utterance(self.decoder, pcm)
             if self.decoder.hyp() is None:
                 return None
             segments = list(self.decoder.seg() or [])
@@ -285,7 +285,7 @@ class PocketsphinxAligner:
         the same search); None when the loop finds no phones or its string no path (rare: 1 of 216 espeak
         utterances)."""
         try:
-            _decode(self.phone_loop, pcm)
+            decode_utterance(self.phone_loop, pcm)
             hyp = self.phone_loop.hyp()
             phones = [p for p in (hyp.hypstr.split() if hyp else []) if p in PHONES]
             loop_words = [_PHONE_WORD + p.lower() for p in phones]
@@ -302,11 +302,11 @@ class PocketsphinxAligner:
 def _force_with(decoder, pcm: bytes, words: list[str]):
     """Both alignment passes with `decoder`; None when there is no path through `words`."""
     decoder.set_align_text(" ".join(words))
-    _decode(decoder, pcm)
+    decode_utterance(decoder, pcm)
     if decoder.hyp() is None:
         return None
     decoder.set_alignment()
-    _decode(decoder, pcm)
+    decode_utterance(decoder, pcm)
     return decoder.get_alignment()
 
 
@@ -317,10 +317,11 @@ def _loud_gap(word_frames: list[tuple[int, int, int]], loud: np.ndarray) -> bool
                for (_, end, _), (start, _, _) in pairwise(word_frames) if start > end)
 
 
-def _decode(decoder, pcm: bytes) -> None:
-    """One utterance from the model's initial cepstral mean: pocketsphinx's live CMN otherwise carries each decode's
-    mean into the next, and a result would depend on what the process decoded before it (with several workers, on
-    the scheduling)."""
+def decode_utterance(decoder, pcm: bytes) -> None:
+    """Decode one whole utterance (16-bit PCM) from the feature extractor's initial state: pocketsphinx otherwise
+    carries state from each decode into the next (the cepstral mean, the noise estimate), so a result would depend on
+    what the decoder heard before (the same answer transcribed twice in a row came out differently), and with several
+    workers on the scheduling. Every koe use of a pocketsphinx decoder goes through here."""
     decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)

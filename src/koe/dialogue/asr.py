@@ -59,16 +59,14 @@ class Transcriber:
 
     def transcribe(self, audio: np.ndarray) -> str:
         """Lower-case words of 16 kHz mono float32 `audio`; "" when pocketsphinx finds no hypothesis."""
-        from koe.align.pocketsphinx import _pcm16
+        from koe.align.pocketsphinx import _pcm16, decode_utterance
         from koe.audio import TARGET_SAMPLE_RATE_HZ
 
         if audio.size == 0:
             raise KoeInputError("empty-audio: nothing to transcribe")
         edge = np.zeros(round(EDGE_SILENCE_S * TARGET_SAMPLE_RATE_HZ), dtype=np.float32)
         padded = np.concatenate([edge, np.asarray(audio, dtype=np.float32), edge])
-        self.decoder.start_utt()
-        self.decoder.process_raw(_pcm16(padded), full_utt=True)
-        self.decoder.end_utt()
+        decode_utterance(self.decoder, _pcm16(padded))
         hyp = self.decoder.hyp()
         if hyp is None:
             return ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from koe.align.pocketsphinx import _pcm16
+from koe.align.pocketsphinx import _pcm16, decode_utterance
 
 
 class AnswerASR:
@@ -34,9 +34,7 @@ class AnswerASR:
         if len(audio) < 1600:
             return []
         self.decoder.activate_search(search)
-        self.decoder.start_utt()
-        self.decoder.process_raw(_pcm16(audio), full_utt=True)
-        self.decoder.end_utt()
+        decode_utterance(self.decoder, _pcm16(audio))
         hyp = self.decoder.hyp()
         return hyp.hypstr.split() if hyp is not None else []
 
