@@ -66,7 +66,7 @@ class Transcriber:
             raise KoeInputError("empty-audio: nothing to transcribe")
         edge = np.zeros(round(EDGE_SILENCE_S * TARGET_SAMPLE_RATE_HZ), dtype=np.float32)
         padded = np.concatenate([edge, np.asarray(audio, dtype=np.float32), edge])
-        decode_utterance(self.decoder, _pcm16(padded))
+        decode_utterance(self.decoder, _pcm16(padded), passes=2)
         hyp = self.decoder.hyp()
         if hyp is None:
             return ""
