@@ -37,13 +37,14 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class KoeInputError(ValueError):
@@ -142,6 +143,28 @@ class StageReport:
 
 def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0][:60]
+
+
+def map_in_workers(fn: Callable[[T], R], tasks: list[T], num_workers: int,
+                   initializer: Callable[..., None] | None = None, initargs: tuple = (),
+                   ordered: bool = True) -> Iterator[R]:
+    """`fn` over `tasks`, each process set up once by `initializer(*initargs)`: this one when num_workers == 1 or
+    there is one task, else up to num_workers spawned processes (no inherited library or lock state). Results in
+    task order, or as they finish with `ordered=False`; a task's exception is raised here."""
+    if num_workers == 1 or len(tasks) < 2:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from map(fn, tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(min(num_workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=initializer, initargs=initargs) as pool:
+        if ordered:
+            yield from pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (4 * num_workers))))
+        else:
+            yield from (future.result() for future in as_completed([pool.submit(fn, t) for t in tasks]))
 
 
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:

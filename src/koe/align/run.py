@@ -13,7 +13,6 @@ uses, so aligned and synthesized manifests label words alike.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import statistics
 from pathlib import Path
@@ -26,7 +25,16 @@ from koe.align.pocketsphinx import AlignResult, Beams, PocketsphinxAligner, dict
 from koe.audio import load_audio, probe_audio
 from koe.config import save_config, to_dict
 from koe.corpus.manifest import Utterance, read_manifest, write_manifest
-from koe.stage import KoeInputError, StageReport, atomic_write_text, done_key, mark_done, progress, skip_if_done
+from koe.stage import (
+    KoeInputError,
+    StageReport,
+    atomic_write_text,
+    done_key,
+    map_in_workers,
+    mark_done,
+    progress,
+    skip_if_done,
+)
 from koe.synth.espeak import normalize_text, normalize_word
 
 _aligner: PocketsphinxAligner | None = None  # one per worker process
@@ -120,24 +128,13 @@ def _run_jobs(jobs, cfg: AlignConfig, lexicon: dict[str, list[str]], report: Sta
     tasks = [(u, words, str(cfg.manifest.parent), cfg.max_duration_s) for u, words in jobs]
     results: dict[str, AlignResult] = {}
     edge_loops = cfg.max_edge_gain_start > 0 or cfg.max_edge_gain_end > 0
-    init_args = (beams, lexicon, cfg.min_pause_s, edge_loops)
-    if cfg.num_workers == 1:
-        _init_worker(*init_args)
-        outcomes = map(_align_one, tasks)
-        pool = None
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(cfg.num_workers, _init_worker, init_args)
-        outcomes = pool.imap(_align_one, tasks, chunksize=4)
-    try:
-        for (u, _), outcome in progress(zip(jobs, outcomes, strict=True), desc="align", total=len(jobs), unit="utt"):
-            if isinstance(outcome, str):
-                report.fail(u.id, outcome, u.audio_path)
-            else:
-                results[u.id] = outcome
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    outcomes = map_in_workers(_align_one, tasks, cfg.num_workers, _init_worker,
+                              (beams, lexicon, cfg.min_pause_s, edge_loops))
+    for (u, _), outcome in progress(zip(jobs, outcomes, strict=True), desc="align", total=len(jobs), unit="utt"):
+        if isinstance(outcome, str):
+            report.fail(u.id, outcome, u.audio_path)
+        else:
+            results[u.id] = outcome
     return results
 
 

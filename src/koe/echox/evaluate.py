@@ -16,7 +16,6 @@ the first `num_wavs` answers of each system as WAVs.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from koe.config import save_config
-from koe.stage import StageReport, atomic_write_text, progress, write_json
+from koe.stage import StageReport, atomic_write_text, map_in_workers, progress, write_json
 
 
 @dataclasses.dataclass
@@ -154,29 +153,22 @@ def run_echox_eval(cfg: EchoxEvalConfig) -> StageReport:
     records = [r for r in read_qa(cfg.qa) if r.role == "eval"][: cfg.max_items or None]
     report = StageReport("echox eval", out, items_in=len(records) * len(cfg.systems))
     audio = load_audio_cache([r.question_audio for r in records], 30.0, report)
-    init_args = (cfg, [r for r in records if r.question_audio in audio], audio)
     jobs = list(cfg.systems.items())
-    if cfg.num_workers == 1:
-        _init_worker(*init_args)
-        finished, pool = map(_evaluate_system, jobs), None
-    else:  # one process per system: the vocoder and pocketsphinx are CPU-bound, the models share the device
-        pool = multiprocessing.get_context("spawn").Pool(min(cfg.num_workers, len(jobs)), _init_worker, init_args)
-        finished = progress(pool.imap_unordered(_evaluate_system, jobs), desc="eval systems", total=len(jobs))
+    # one process per system: the vocoder and pocketsphinx are CPU-bound, the models share the device
+    finished = map_in_workers(_evaluate_system, jobs, cfg.num_workers, _init_worker,
+                              (cfg, [r for r in records if r.question_audio in audio], audio), ordered=False)
+    if cfg.num_workers > 1:
+        finished = progress(finished, desc="eval systems", total=len(jobs))
     done: dict[str, list[dict]] = {}
     results: dict[str, dict] = {}
-    try:
-        for name, rows, failures in finished:
-            for item, reason, path in failures:
-                report.fail(f"{name}:{item}", reason, path=path)
-            report.ok(len(rows))
-            done[name] = rows
-            ordered = [n for n in cfg.systems if n in done]
-            results = {n: summarize(done[n]) for n in ordered}
-            _write_results(out, results, {n: done[n] for n in ordered}, [n for n in cfg.systems if n not in done])
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for name, rows, failures in finished:
+        for item, reason, path in failures:
+            report.fail(f"{name}:{item}", reason, path=path)
+        report.ok(len(rows))
+        done[name] = rows
+        ordered = [n for n in cfg.systems if n in done]
+        results = {n: summarize(done[n]) for n in ordered}
+        _write_results(out, results, {n: done[n] for n in ordered}, [n for n in cfg.systems if n not in done])
     report.extra["device"] = str(resolve_device(cfg.device))
     print(render(results))
     return report.finish()

@@ -16,7 +16,6 @@ are vocoded. An empty or undecodable answer counts as wrong and is listed in eva
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 from collections import defaultdict
@@ -30,7 +29,7 @@ from koe.config import save_config, to_dict
 from koe.dialogue.examples import DialogueExample, read_examples
 from koe.eval.s2s_config import S2SEvalConfig
 from koe.eval.scoring import exact_match, normalize_answer
-from koe.stage import KoeInputError, StageReport, atomic_write_text, progress, write_json
+from koe.stage import KoeInputError, StageReport, atomic_write_text, map_in_workers, progress, write_json
 from koe.strategies.base import example_tokens, generate_text, text_prompt
 from koe.strategies.loading import load_bundle
 from koe.strategies.options import StrategyOptions
@@ -94,24 +93,15 @@ def run_spoken_qa_s2s(cfg: S2SEvalConfig) -> StageReport:
     strategy = _context["strategy"]
     report.items_in = len(examples)
     tasks = list(enumerate(examples))
-    if cfg.num_workers == 1:
-        answered, pool = map(_answer_example, tasks), None
-    else:  # each worker loads the model, vocoder and ASR once; imap keeps the examples' order
-        pool = multiprocessing.get_context("spawn").Pool(cfg.num_workers, _init_worker, (cfg, examples))
-        answered = pool.imap(_answer_example, tasks, chunksize=max(1, len(tasks) // (4 * cfg.num_workers)))
+    answered = map_in_workers(_answer_example, tasks, cfg.num_workers, _init_worker, (cfg, examples))
     rows = []
-    try:
-        for (_, ex), (row, problems) in progress(zip(tasks, answered, strict=True), desc=f"eval s2s {strategy.name}",
-                                                 total=len(tasks), unit="q"):
-            for problem in problems:
-                report.fail(ex.id, problem)
-            rows.append(row)
-            if "error" not in row:
-                report.ok()
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for (_, ex), (row, problems) in progress(zip(tasks, answered, strict=True), desc=f"eval s2s {strategy.name}",
+                                             total=len(tasks), unit="q"):
+        for problem in problems:
+            report.fail(ex.id, problem)
+        rows.append(row)
+        if "error" not in row:
+            report.ok()
     summary = summarise(rows)
     summary["speech_out_ceiling"] = speech_out_ceiling(examples, _context["root"], _context["asr"],
                                                        _context["vocoder"])
@@ -128,6 +118,9 @@ _context: dict = {}  # the model, strategy, vocoder and ASR of this process (set
 
 
 def _init_worker(cfg: S2SEvalConfig, examples: list[DialogueExample]) -> None:
+    """Load the model, vocoder and answer ASR of this process, once (the main process loads them before the map)."""
+    if _context.get("cfg") is cfg:
+        return
     if cfg.num_workers > 1:  # the workers share the cores instead of each taking them all
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.num_workers))
     bundle, strategy = load_bundle(cfg.model, cfg.device, StrategyOptions(name=cfg.strategy) if cfg.strategy

@@ -14,9 +14,7 @@ Each utterance's voice, rate and pitch come from `rng_for(seed, item_id)`, so th
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
 import os
 import re
 import time
@@ -28,7 +26,7 @@ from koe.config import save_config, to_dict
 from koe.corpus.manifest import SPLITS, Utterance, write_manifest
 from koe.corpus.text import TextItem, read_text_items
 from koe.seed import rng_for
-from koe.stage import KoeInputError, StageReport, done_key, mark_done, progress, skip_if_done
+from koe.stage import KoeInputError, StageReport, done_key, map_in_workers, mark_done, progress, skip_if_done
 from koe.synth.config import SynthConfig
 
 WAV_DIR = "wav"
@@ -71,7 +69,7 @@ def run_synth(cfg: SynthConfig) -> StageReport:
     jobs = plan_jobs(cfg, spoken, out, report)
     report.items_in = len(jobs) + len(report.failures)
     utterances, cpu_s = [], 0.0
-    for result in progress(_run_jobs(jobs, cfg.num_workers), desc="synth", total=len(jobs), unit="utt"):
+    for result in progress(map_in_workers(synth_job, jobs, cfg.num_workers), desc="synth", total=len(jobs), unit="utt"):
         cpu_s += result.cpu_s
         if result.utterance is None:
             report.fail(result.utt_id, result.error or "unknown", path=_source_name(cfg))
@@ -131,14 +129,6 @@ def plan_jobs(cfg: SynthConfig, items: list[TextItem], out: Path, report: StageR
     return jobs
 
 
-def _run_jobs(jobs: list[Job], num_workers: int):
-    """Results in job order; worker processes (spawned, each with its own libespeak) when num_workers > 1."""
-    if num_workers == 1 or len(jobs) < 2:
-        yield from map(synth_job, jobs)
-        return
-    context = multiprocessing.get_context("spawn")  # no inherited library or lock state from the parent
-    with concurrent.futures.ProcessPoolExecutor(max_workers=num_workers, mp_context=context) as pool:
-        yield from pool.map(synth_job, jobs, chunksize=max(1, min(16, len(jobs) // (4 * num_workers))))
 
 
 def synth_job(job: Job) -> JobResult:
