@@ -350,14 +350,14 @@ def test_edge_speech_of_a_left_out_short_word_is_a_mismatch() -> None:
 
 
 def test_a_result_does_not_depend_on_what_the_aligner_decoded_before() -> None:
-    """pocketsphinx's live cepstral mean carried each decode's mean into the next, so an utterance's free phone-loop
-    decode (and with it the fit deficit the mismatch rules read) depended on which utterances the same process had
-    aligned before it: with several workers, on the scheduling."""
+    """pocketsphinx's noise removal carried its noise estimate from each decode into the next, so an utterance's free
+    phone-loop decode (and with it the fit deficit the mismatch rules read) depended on which utterances the same
+    process had aligned before it: with several workers, on the scheduling."""
     target = synthesize(SENTENCES[3], voice="en-us", rate_wpm=220, pitch=50)
     words = [w for w, _, _ in target.words]
     fresh = PocketsphinxAligner().align(target.audio, words)
     used = PocketsphinxAligner()
-    for text in SENTENCES[:2]:  # quieter and another voice: another cepstral mean
+    for text in SENTENCES[:2]:  # quieter and another voice: another noise estimate
         other = synthesize(text, voice="en-029+f4", rate_wpm=140, pitch=50)
         used.align(other.audio * 0.05, [w for w, _, _ in other.words])
     again = used.align(target.audio, words)

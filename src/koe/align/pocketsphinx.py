@@ -319,9 +319,10 @@ def _loud_gap(word_frames: list[tuple[int, int, int]], loud: np.ndarray) -> bool
 
 def decode_utterance(decoder, pcm: bytes, passes: int = 1) -> None:
     """Decode one whole utterance (16-bit PCM) from the feature extractor's initial state: pocketsphinx otherwise
-    carries state from each decode into the next (the cepstral mean, the noise estimate), so a result would depend on
-    what the decoder heard before (the same answer transcribed twice in a row came out differently), and with several
-    workers on the scheduling. Every koe use of a pocketsphinx decoder goes through here.
+    carries its noise-removal estimate from each decode into the next (the cepstral mean is per utterance: the
+    model's feat.params says `-cmn batch`), so a result would depend on what the decoder heard before (the same
+    answer transcribed twice in a row came out differently), and with several workers on the scheduling. Every koe
+    use of a pocketsphinx decoder goes through here.
 
     `passes=2` decodes the utterance once more, so that the front end's running estimates come from this audio:
     for one short padded word (koe's answer ASR) the initial state is a poor start. Closed-set recognition of the
