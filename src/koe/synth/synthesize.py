@@ -129,8 +129,6 @@ def plan_jobs(cfg: SynthConfig, items: list[TextItem], out: Path, report: StageR
     return jobs
 
 
-
-
 def synth_job(job: Job) -> JobResult:
     """Synthesize one utterance and write its WAV; a KoeInputError becomes the result's error."""
     from koe.synth.espeak import synthesize
