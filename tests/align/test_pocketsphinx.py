@@ -190,6 +190,13 @@ def _result(deficit: float | None, squeezed: int = 0, edges: tuple[float, float]
                        fit_deficit=deficit, edge_speech_s=edges)
 
 
+def test_every_mismatch_threshold_is_an_align_option_with_the_same_default() -> None:
+    # run_align builds its MismatchRule from the AlignConfig fields of the same names
+    cfg = AlignConfig(manifest=Path("m.jsonl"))
+    for field in dataclasses.fields(MismatchRule):
+        assert getattr(cfg, field.name) == field.default, field.name
+
+
 def test_detector_compares_each_speaker_with_its_own_median() -> None:
     rule = MismatchRule(max_fit_deficit=30, max_score_drop=18, min_corpus_size=5, max_squeezed_fraction=0.3)
     results = {f"real{i}": _result(-20 + i % 3) for i in range(6)} | {f"tts{i}": _result(10 + i % 3) for i in range(6)}

@@ -86,8 +86,7 @@ def align_manifest(utts: list[Utterance], cfg: AlignConfig, report: StageReport)
         else:
             jobs.append((u, words_of[u.id]))
     results = _run_jobs(jobs, cfg, lexicon, report)
-    rule = MismatchRule(cfg.max_fit_deficit, cfg.max_score_drop, cfg.min_corpus_size, cfg.max_squeezed_fraction,
-                        cfg.max_edge_speech_s, cfg.max_edge_gain_start, cfg.max_edge_gain_end, cfg.min_squeezed_words)
+    rule = MismatchRule(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(MismatchRule)})
     mismatched = detect_mismatches(results, rule, {u.id: u.speaker for u in utts})
     if results:
         median = statistics.median(r.score_per_frame for r in results.values())
